@@ -1,0 +1,163 @@
+package referral
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	netmail "net/mail"
+	"net/http"
+	"time"
+
+	"github.com/referralkit/referralkit/mail"
+)
+
+// DeliveryMode says when the email is sent.
+type DeliveryMode int
+
+const (
+	// Inline records the invite, sends the email within the request and
+	// answers 201 once it was accepted by the transport (500 if not).
+	Inline DeliveryMode = iota
+	// Queued records the invite and answers 201 at once; [Handler.Run]
+	// delivers it.
+	Queued
+)
+
+// Config configures a [Handler]. Auth, Store, Mailer, From and SignupURL are
+// required; every other field has the default its comment states.
+type Config struct {
+	Auth   Authenticator
+	Store  CodeStore
+	Mailer Mailer
+
+	// From is the sender, an RFC 5322 address such as
+	// "Acme <no-reply@acme.example>".
+	From string
+	// SignupURL is the sign-up link template, an absolute http(s) URL with
+	// {code} once, e.g. "https://acme.example/signup?ref={code}".
+	SignupURL string
+
+	// Templates renders the email. Default: the embedded templates
+	// (mail.NewTemplates(nil)).
+	Templates *mail.Templates
+
+	// Delivery is Inline (the default) or Queued.
+	Delivery DeliveryMode
+	// SendTimeout bounds one delivery attempt. Default 15s.
+	SendTimeout time.Duration
+
+	// MaxInvitesPerReferrer within LimitWindow. Default 50; negative: no limit.
+	MaxInvitesPerReferrer int
+	// LimitWindow is the rolling window of MaxInvitesPerReferrer. Default 24h.
+	LimitWindow time.Duration
+	// Cooldown refuses the same address from the same referrer again for
+	// this long. Default 15m; negative: none.
+	Cooldown time.Duration
+	// IdempotencyTTL is how long an Idempotency-Key is remembered. Default
+	// 24h; negative: the header is ignored.
+	IdempotencyTTL time.Duration
+
+	// MaxAttempts bounds queued delivery attempts per invite. Default 8.
+	MaxAttempts int
+	// RetryBackoff is the first retry delay of queued delivery; each
+	// further one doubles it (with jitter) up to 1h. Default 30s.
+	RetryBackoff time.Duration
+	// WorkerBatch is how many invites the queued worker claims at once.
+	// Default 32.
+	WorkerBatch int
+	// PollInterval is how often the queued worker looks for due invites
+	// when it found none. Default 1s.
+	PollInterval time.Duration
+	// OnOutcome, if set, is called after each final delivery outcome of the
+	// queued worker (the invite has Status sent or failed). It must not
+	// block for long.
+	OnOutcome func(Invite)
+
+	// Logger receives one line per failed request and per delivery outcome,
+	// with the request id; addresses and secrets are redacted. Default
+	// slog.Default().
+	Logger *slog.Logger
+	// UserID reads the userId path parameter. Default r.PathValue("userId");
+	// set it for routers that do not fill in net/http's path values.
+	UserID func(r *http.Request) string
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Handler serves the referral-invites route. Build it with [New].
+type Handler struct {
+	cfg    Config
+	link   mail.LinkTemplate
+	limits Limits
+}
+
+// New checks cfg, fills in defaults and returns the handler.
+func New(cfg Config) (*Handler, error) {
+	var missing []error
+	for _, f := range []struct {
+		name  string
+		unset bool
+	}{
+		{"Auth", cfg.Auth == nil},
+		{"Store", cfg.Store == nil},
+		{"Mailer", cfg.Mailer == nil},
+		{"From", cfg.From == ""},
+		{"SignupURL", cfg.SignupURL == ""},
+	} {
+		if f.unset {
+			missing = append(missing, fmt.Errorf("referral: Config.%s is required", f.name))
+		}
+	}
+	if err := errors.Join(missing...); err != nil {
+		return nil, err
+	}
+	if _, err := netmail.ParseAddress(cfg.From); err != nil {
+		return nil, fmt.Errorf("referral: Config.From: %w", err)
+	}
+	link, err := mail.ParseLinkTemplate(cfg.SignupURL)
+	if err != nil {
+		return nil, fmt.Errorf("referral: Config.SignupURL: %w", err)
+	}
+	if cfg.Delivery != Inline && cfg.Delivery != Queued {
+		return nil, fmt.Errorf("referral: Config.Delivery: unknown mode %d", cfg.Delivery)
+	}
+	if cfg.Templates == nil {
+		if cfg.Templates, err = mail.NewTemplates(nil); err != nil {
+			return nil, err
+		}
+	}
+	setDefault(&cfg.SendTimeout, 15*time.Second)
+	setDefault(&cfg.MaxInvitesPerReferrer, 50)
+	setDefault(&cfg.LimitWindow, 24*time.Hour)
+	setDefault(&cfg.Cooldown, 15*time.Minute)
+	setDefault(&cfg.IdempotencyTTL, 24*time.Hour)
+	setDefault(&cfg.MaxAttempts, 8)
+	setDefault(&cfg.RetryBackoff, 30*time.Second)
+	setDefault(&cfg.WorkerBatch, 32)
+	setDefault(&cfg.PollInterval, time.Second)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.UserID == nil {
+		cfg.UserID = func(r *http.Request) string { return r.PathValue("userId") }
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Handler{
+		cfg:  cfg,
+		link: link,
+		limits: Limits{
+			MaxPerReferrer: max(cfg.MaxInvitesPerReferrer, 0),
+			Window:         cfg.LimitWindow,
+			Cooldown:       max(cfg.Cooldown, 0),
+			IdempotencyTTL: max(cfg.IdempotencyTTL, 0),
+		},
+	}, nil
+}
+
+func setDefault[T int | time.Duration](v *T, def T) {
+	if *v == 0 {
+		*v = def
+	}
+}

@@ -1,0 +1,28 @@
+// Package referral serves POST /v1/users/{userId}/referral-invites: it sends an
+// invite email to a new person, carrying a referral code linked to the user in
+// the path, wire-compatible with the hosted userdocks API of the same name.
+//
+// A [Handler] is built by [New] from three small interfaces: an
+// [Authenticator] (who is calling), a [CodeStore] (codes and invites) and a
+// [Mailer] (the transport). Mount it on the route's pattern without a method,
+// so that it answers 405 itself in the JSON envelope:
+//
+//	h, err := referral.New(referral.Config{Auth: a, Store: s, Mailer: m,
+//		From: "Acme <no-reply@acme.example>", SignupURL: "https://acme.example/signup?ref={code}"})
+//	mux.Handle(referral.Pattern, h)
+//
+// Every response is JSON in the envelope {success, message, error, data}.
+// Error messages are fixed, short and safe; causes are logged with the
+// request id, never sent to the client.
+//
+// Decisions where the contract is silent:
+//   - The email address must have a domain with at least one dot and no
+//     address literal; quoted local parts are refused.
+//   - A failed delivery does not start the same-address cooldown, so a client
+//     may retry after a 500 at once; it still counts towards the daily limit.
+//   - An Idempotency-Key is 1 to 255 printable ASCII characters. Reusing one
+//     for a different email or language answers 400. While the first request
+//     with that key is still sending (inline delivery) a repeat answers 409.
+//     Only recorded invites are replayed: a request refused before it was
+//     recorded (400, 429, ...) can be retried with the same key.
+package referral

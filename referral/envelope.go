@@ -1,0 +1,71 @@
+package referral
+
+import (
+	"net/http"
+	"strconv"
+	"unicode/utf8"
+)
+
+// writeEnvelope writes the response envelope: on success text is the
+// message, otherwise the error. data is always null: this route returns none.
+func writeEnvelope(w http.ResponseWriter, status int, text string) {
+	ok := status < 400
+	b := make([]byte, 0, 64+len(text))
+	b = append(b, `{"success":`...)
+	b = strconv.AppendBool(b, ok)
+	if ok {
+		b = append(b, `,"message":`...)
+		b = appendJSONString(b, text)
+		b = append(b, `,"error":null`...)
+	} else {
+		b = append(b, `,"message":null,"error":`...)
+		b = appendJSONString(b, text)
+	}
+	b = append(b, `,"data":null}`...)
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+// appendJSONString appends s as a JSON string, escaping as encoding/json
+// does (including <, > and & for HTML safety). Invalid UTF-8 becomes U+FFFD.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c == '\n':
+				b = append(b, '\\', 'n')
+			case c == '\r':
+				b = append(b, '\\', 'r')
+			case c == '\t':
+				b = append(b, '\\', 't')
+			case c < 0x20 || c == '<' || c == '>' || c == '&':
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
+		default:
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
+}

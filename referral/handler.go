@@ -1,0 +1,287 @@
+package referral
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/referralkit/referralkit/mail"
+)
+
+// Fixed, safe texts for the error envelope.
+const (
+	msgSent           = "Invite sent."
+	msgQueued         = "Invite accepted; the email will be sent shortly."
+	errBadUserID      = "userId must be a UUID"
+	errMethod         = "method not allowed; use POST"
+	errContentType    = "Content-Type must be application/json"
+	errTooLargeText   = "request body is larger than 16 KiB"
+	errBadLanguage    = `language must be a BCP 47 tag such as "en" or "de-AT", or a country code such as "DE"`
+	errBadIdemKey     = "Idempotency-Key must be 1 to 255 printable ASCII characters"
+	errIdemMismatch   = "Idempotency-Key was already used for a different invite"
+	errIdemInProgress = "a request with this Idempotency-Key is still being processed"
+	errUnauth         = "missing or invalid credentials"
+	errForbidden      = "these credentials may not send invites for this user"
+	errAmbiguous      = "send either an API key or an access token, not both"
+	errLimit          = "too many invites from this user; try again later"
+	errCooldown       = "this address was invited recently; try again later"
+	errInternal       = "internal error; quote the X-Request-Id header when reporting it"
+)
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// ServeHTTP handles POST /v1/users/{userId}/referral-invites.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := r.Header.Get("X-Request-Id")
+	if !validRequestID(id) {
+		id = uuid.NewString()
+	}
+	w.Header().Set("X-Request-Id", id)
+	rq := request{h: h, w: w, r: r, id: id}
+	rq.serve()
+}
+
+// request is one request in flight.
+type request struct {
+	h  *Handler
+	w  http.ResponseWriter
+	r  *http.Request
+	id string
+}
+
+func (q *request) serve() {
+	h, r := q.h, q.r
+	if r.Method != http.MethodPost {
+		q.w.Header().Set("Allow", http.MethodPost)
+		q.fail(http.StatusMethodNotAllowed, errMethod, nil)
+		return
+	}
+	userID, ok := canonicalUUID(h.cfg.UserID(r))
+	if !ok {
+		q.fail(http.StatusBadRequest, errBadUserID, nil)
+		return
+	}
+	p, err := h.cfg.Auth.Authenticate(r, userID)
+	if err != nil {
+		q.authFailed(err)
+		return
+	}
+	if !jsonContentType(r.Header.Get("Content-Type")) {
+		q.fail(http.StatusUnsupportedMediaType, errContentType, nil)
+		return
+	}
+	idemKey := ""
+	if h.limits.IdempotencyTTL > 0 {
+		if vs := r.Header.Values("Idempotency-Key"); len(vs) > 0 {
+			if idemKey = vs[0]; len(vs) > 1 || !validIdempotencyKey(idemKey) {
+				q.fail(http.StatusBadRequest, errBadIdemKey, nil)
+				return
+			}
+		}
+	}
+	buf := bufPool.Get().(*bytes.Buffer)
+	defer func() { buf.Reset(); bufPool.Put(buf) }()
+	if err := readBody(q.w, r, buf); err != nil {
+		if errors.Is(err, errTooLarge) {
+			q.fail(http.StatusRequestEntityTooLarge, errTooLargeText, nil)
+		} else {
+			q.fail(http.StatusBadRequest, "request body could not be read", err)
+		}
+		return
+	}
+	body, err := parseInviteRequest(buf.Bytes())
+	if err != nil {
+		q.fail(http.StatusBadRequest, err.Error(), nil)
+		return
+	}
+	email, emailKey, err := normalizeEmail(body.Email)
+	if err != nil {
+		q.fail(http.StatusBadRequest, err.Error(), nil)
+		return
+	}
+	tag, err := mail.ParseLanguage(body.Language)
+	if err != nil {
+		q.fail(http.StatusBadRequest, errBadLanguage, nil)
+		return
+	}
+
+	ctx := r.Context()
+	code, err := h.cfg.Store.EnsureCode(ctx, p.AppID, userID, NewCode)
+	if err != nil {
+		q.fail(http.StatusInternalServerError, errInternal, err)
+		return
+	}
+	now := h.cfg.Now().UTC()
+	invID, err := uuid.NewV7()
+	if err != nil {
+		q.fail(http.StatusInternalServerError, errInternal, err)
+		return
+	}
+	inv := Invite{
+		ID:             invID.String(),
+		AppID:          p.AppID,
+		ReferrerID:     userID,
+		Email:          email,
+		EmailKey:       emailKey,
+		Language:       h.cfg.Templates.Match(tag),
+		Code:           code,
+		IdempotencyKey: idemKey,
+		Status:         StatusPending,
+		NextAttemptAt:  now,
+		CreatedAt:      now,
+		UpdatedAt:      now,
+	}
+	if h.cfg.Delivery == Inline {
+		// Claimed by this request from the start: a queued worker sharing
+		// the store leaves it alone unless this process dies mid-send.
+		inv.Attempts = 1
+		inv.LeaseUntil = now.Add(2 * h.cfg.SendTimeout)
+	}
+	stored, replayed, err := h.cfg.Store.RecordInvite(ctx, inv, h.limits)
+	if err != nil {
+		var le *LimitError
+		if errors.As(err, &le) {
+			q.w.Header().Set("Retry-After", retryAfter(le.RetryAfter))
+			text := errLimit
+			if le.Cooldown {
+				text = errCooldown
+			}
+			q.fail(http.StatusTooManyRequests, text, nil)
+			return
+		}
+		q.fail(http.StatusInternalServerError, errInternal, err)
+		return
+	}
+	if replayed {
+		q.replay(stored, inv)
+		return
+	}
+	h.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "referral invite recorded",
+		slog.String("request_id", q.id),
+		slog.String("invite_id", inv.ID),
+		slog.String("app_id", inv.AppID),
+		slog.String("referrer_id", inv.ReferrerID),
+		slog.Any("to", redactedEmail(inv.Email)),
+		slog.String("auth", p.Method))
+	if h.cfg.Delivery == Queued {
+		writeEnvelope(q.w, http.StatusCreated, msgQueued)
+		return
+	}
+	// The send and its record must not be cut short by a client that hangs
+	// up: the invite is already ours to finish.
+	ctx = context.WithoutCancel(ctx)
+	if err := h.deliver(ctx, inv); err != nil {
+		q.fail(http.StatusInternalServerError, errInternal, errors.New(scrub(err.Error(), inv.Email)))
+		return
+	}
+	writeEnvelope(q.w, http.StatusCreated, msgSent)
+}
+
+// replay answers a repeated Idempotency-Key with the first response.
+func (q *request) replay(first, req Invite) {
+	switch {
+	case first.EmailKey != req.EmailKey || first.Language != req.Language:
+		q.fail(http.StatusBadRequest, errIdemMismatch, nil)
+	case q.h.cfg.Delivery == Queued || first.Status == StatusSent:
+		msg := msgSent
+		if q.h.cfg.Delivery == Queued {
+			msg = msgQueued
+		}
+		writeEnvelope(q.w, http.StatusCreated, msg)
+	case first.Status == StatusFailed:
+		q.fail(http.StatusInternalServerError, errInternal, errors.New("replay of a failed delivery"))
+	default:
+		q.fail(http.StatusConflict, errIdemInProgress, nil)
+	}
+}
+
+// deliver sends inv (whose attempt this process holds) with the send
+// timeout and records the outcome. It returns the send error, if any.
+func (h *Handler) deliver(ctx context.Context, inv Invite) error {
+	sendErr := h.send(ctx, inv)
+	d := Delivery{Attempt: inv.Attempts, Status: StatusSent, At: h.cfg.Now().UTC()}
+	if sendErr != nil {
+		d.Status, d.LastError = StatusFailed, sendErr.Error()
+	}
+	if err := h.cfg.Store.UpdateDelivery(ctx, inv.ID, d); err != nil {
+		return errors.Join(sendErr, err)
+	}
+	return sendErr
+}
+
+// send renders inv and hands it to the mailer within the send timeout.
+func (h *Handler) send(ctx context.Context, inv Invite) error {
+	m, err := h.Message(inv)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.SendTimeout)
+	defer cancel()
+	return h.cfg.Mailer.Send(ctx, m)
+}
+
+// Message renders the email for inv.
+func (h *Handler) Message(inv Invite) (mail.Message, error) {
+	c, err := h.cfg.Templates.Render(inv.Language, mail.Data{Code: inv.Code, Link: h.link.Link(inv.Code)})
+	if err != nil {
+		return mail.Message{}, err
+	}
+	return mail.Message{
+		ID:       inv.ID,
+		From:     h.cfg.From,
+		To:       inv.Email,
+		Date:     h.cfg.Now(),
+		Subject:  c.Subject,
+		Text:     c.Text,
+		HTML:     c.HTML,
+		Language: c.Language,
+	}, nil
+}
+
+func (q *request) authFailed(err error) {
+	var ch interface{ Challenge() string }
+	if errors.As(err, &ch) {
+		q.w.Header().Set("WWW-Authenticate", ch.Challenge())
+	}
+	switch {
+	case errors.Is(err, ErrAmbiguousCredentials):
+		q.fail(http.StatusBadRequest, errAmbiguous, err)
+	case errors.Is(err, ErrUnauthenticated):
+		q.fail(http.StatusUnauthorized, errUnauth, err)
+	case errors.Is(err, ErrForbidden):
+		q.fail(http.StatusForbidden, errForbidden, err)
+	default:
+		q.fail(http.StatusInternalServerError, errInternal, err)
+	}
+}
+
+// fail writes an error envelope and logs the cause: 5xx at error level,
+// the rest at debug level, as they are the client's to fix.
+func (q *request) fail(status int, text string, cause error) {
+	level := slog.LevelDebug
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	attrs := []slog.Attr{
+		slog.String("request_id", q.id),
+		slog.Int("status", status),
+		slog.String("error", text),
+	}
+	if cause != nil {
+		attrs = append(attrs, slog.String("cause", cause.Error()))
+	}
+	q.h.cfg.Logger.LogAttrs(q.r.Context(), level, "referral invite refused", attrs...)
+	writeEnvelope(q.w, status, text)
+}
+
+// retryAfter renders d as whole seconds, rounded up, at least 1.
+func retryAfter(d time.Duration) string {
+	return strconv.FormatInt(max(1, int64(math.Ceil(d.Seconds()))), 10)
+}

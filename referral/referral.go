@@ -1,0 +1,208 @@
+package referral
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/referralkit/referralkit/mail"
+)
+
+// Pattern is the route this package serves, in net/http's pattern syntax.
+// Mount the handler on it without a method so that other methods get a 405
+// in the JSON envelope rather than the mux's plain-text one.
+const Pattern = "/v1/users/{userId}/referral-invites"
+
+// Sentinel errors. Authenticators and stores wrap them with %w; the handler
+// maps them to statuses with errors.Is.
+var (
+	// ErrUnauthenticated: no usable credentials (401).
+	ErrUnauthenticated = errors.New("referral: unauthenticated")
+	// ErrForbidden: valid credentials without the right to this call (403).
+	ErrForbidden = errors.New("referral: forbidden")
+	// ErrAmbiguousCredentials: both an API key and an access token (400).
+	ErrAmbiguousCredentials = errors.New("referral: both an API key and an access token were sent")
+	// ErrRateLimited: a limit or cooldown refused the invite (429). Stores
+	// return a *LimitError, which matches it.
+	ErrRateLimited = errors.New("referral: rate limited")
+	// ErrCodeNotFound: no referral code of that value exists.
+	ErrCodeNotFound = errors.New("referral: code not found")
+	// ErrCodeTaken: a store was asked to give a user a code that another
+	// user already has. EnsureCode retries with a new code.
+	ErrCodeTaken = errors.New("referral: code already taken")
+	// ErrIdempotencyMismatch: an Idempotency-Key was reused for a different
+	// request (400).
+	ErrIdempotencyMismatch = errors.New("referral: idempotency key reused for a different request")
+)
+
+// LimitError is returned by [CodeStore.RecordInvite] when the per-referrer
+// limit or the same-address cooldown refuses an invite.
+type LimitError struct {
+	// RetryAfter is how long until the same request could succeed.
+	RetryAfter time.Duration
+	// Cooldown is true for the same-address cooldown, false for the
+	// per-referrer limit.
+	Cooldown bool
+}
+
+func (e *LimitError) Error() string {
+	what := "invite limit reached"
+	if e.Cooldown {
+		what = "address invited recently"
+	}
+	return fmt.Sprintf("referral: %s, retry after %s", what, e.RetryAfter)
+}
+
+// Is makes errors.Is(err, ErrRateLimited) true.
+func (e *LimitError) Is(target error) bool { return target == ErrRateLimited }
+
+// Principal is who made a request, as an [Authenticator] established it.
+type Principal struct {
+	// AppID is the client id (a canonical UUID) of the app the invite
+	// belongs to. Codes, invites and limits are kept per app.
+	AppID string
+	// UserID is the token's subject for access tokens; empty for API keys,
+	// which act for the app as a whole.
+	UserID string
+	// Method says how the caller authenticated: "api-key" or "access-token".
+	Method string
+	// KeyID names the credential used (an API key's prefix or a token's kid),
+	// for logs. It is never a secret.
+	KeyID string
+}
+
+// Authenticator decides who is calling.
+type Authenticator interface {
+	// Authenticate reads the credentials of r for an invite on behalf of
+	// userID (already validated and canonical). The error must match
+	// ErrUnauthenticated (401), ErrForbidden (403) or
+	// ErrAmbiguousCredentials (400); any other error is a 500. If the error
+	// chain holds a value with a method Challenge() string, its result is
+	// sent as WWW-Authenticate.
+	Authenticate(r *http.Request, userID string) (Principal, error)
+}
+
+// Status is an invite's delivery status.
+type Status string
+
+const (
+	StatusPending Status = "pending"
+	StatusSent    Status = "sent"
+	StatusFailed  Status = "failed"
+)
+
+// Invite is one accepted request to invite an address.
+type Invite struct {
+	ID         string // UUIDv7, canonical form
+	AppID      string
+	ReferrerID string // the userId of the path
+	Email      string // the address, domain lower-cased and in ASCII form
+	EmailKey   string // the case-folded address, for duplicate checks
+	Language   string // the template language used, e.g. "de"
+	Code       string // the referrer's referral code
+	// IdempotencyKey is the request's Idempotency-Key header, or empty.
+	IdempotencyKey string
+
+	Status    Status
+	Attempts  int    // delivery attempts started
+	LastError string // the cause of the last failed attempt, for operators
+	// NextAttemptAt is when a pending invite is due for delivery.
+	NextAttemptAt time.Time
+	// LeaseUntil is when the current attempt's claim expires; a pending
+	// invite is not claimed again before then. Zero when unclaimed.
+	LeaseUntil time.Time
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+// Limits are the abuse limits a store enforces when it records an invite.
+// A zero field disables its check.
+type Limits struct {
+	// MaxPerReferrer invites per referrer (per app) within Window.
+	MaxPerReferrer int
+	Window         time.Duration
+	// Cooldown refuses the same address from the same referrer again within
+	// this time, unless the earlier invite failed.
+	Cooldown time.Duration
+	// IdempotencyTTL is how long an Idempotency-Key is remembered.
+	IdempotencyTTL time.Duration
+}
+
+// Delivery is the outcome of one delivery attempt, written by
+// [CodeStore.UpdateDelivery].
+type Delivery struct {
+	// Attempt is the invite's Attempts value when the attempt was claimed.
+	// The update applies only if the invite still has it and is pending, so
+	// a worker whose lease expired cannot overwrite a newer attempt.
+	Attempt int
+	// Status is the new status. StatusPending means retry at NextAttemptAt.
+	Status        Status
+	LastError     string
+	NextAttemptAt time.Time
+	At            time.Time
+}
+
+// Owner is who a referral code belongs to.
+type Owner struct {
+	AppID  string
+	UserID string
+}
+
+// CodeStore keeps referral codes and invites. Implementations must be safe
+// for concurrent use, and their checks must hold across processes that share
+// the store. All times are UTC.
+type CodeStore interface {
+	// EnsureCode returns the referral code of (appID, userID), creating it
+	// with newCode if the user has none. A code made by newCode that is
+	// already taken by another user is not used: newCode is called again (a
+	// few times, then ErrCodeTaken). Concurrent first calls for one user all
+	// return the same code.
+	EnsureCode(ctx context.Context, appID, userID string, newCode func() string) (string, error)
+
+	// RecordInvite stores inv atomically with these checks, in this order:
+	//  1. If inv.IdempotencyKey is set and an invite of the same app and
+	//     referrer with that key was created within lim.IdempotencyTTL before
+	//     inv.CreatedAt, nothing is stored and that invite is returned with
+	//     replayed=true (whatever its email).
+	//  2. If the referrer already has lim.MaxPerReferrer invites created
+	//     within lim.Window: a *LimitError.
+	//  3. If the referrer invited inv.EmailKey within lim.Cooldown and that
+	//     invite has not failed: a *LimitError with Cooldown set.
+	// Otherwise inv is stored as given and returned with replayed=false.
+	// Concurrent calls never let more invites through than a check allows.
+	RecordInvite(ctx context.Context, inv Invite, lim Limits) (stored Invite, replayed bool, err error)
+
+	// UpdateDelivery records the outcome of an attempt on invite id. It is
+	// a no-op (nil error) when the invite is no longer pending or its
+	// Attempts differs from d.Attempt. Sent and failed are final. The lease
+	// is released.
+	UpdateDelivery(ctx context.Context, id string, d Delivery) error
+
+	// ClaimDue claims up to max pending invites whose NextAttemptAt and
+	// LeaseUntil are not after now, oldest due first: each gets Attempts+1
+	// and LeaseUntil = now+lease, and is returned as updated. An invite is
+	// never returned to two callers while its lease holds.
+	ClaimDue(ctx context.Context, now time.Time, lease time.Duration, max int) ([]Invite, error)
+
+	// ResolveCode returns the owner of a code in canonical form (see
+	// NormalizeCode); ErrCodeNotFound if there is none.
+	ResolveCode(ctx context.Context, code string) (Owner, error)
+}
+
+// Mailer sends one message.
+type Mailer interface {
+	// Send delivers m or returns why not. An error matching
+	// mail.ErrPermanent is a permanent refusal (an SMTP 5xx): retrying the
+	// same message will not help. Any other error is transient.
+	Send(ctx context.Context, m mail.Message) error
+}
+
+// AuthenticatorFunc adapts a function to [Authenticator].
+type AuthenticatorFunc func(r *http.Request, userID string) (Principal, error)
+
+// Authenticate calls f(r, userID).
+func (f AuthenticatorFunc) Authenticate(r *http.Request, userID string) (Principal, error) {
+	return f(r, userID)
+}

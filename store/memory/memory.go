@@ -1,0 +1,194 @@
+package memory
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/referralkit/referralkit/referral"
+)
+
+// maxCodeTries bounds the attempts to find an unused code.
+const maxCodeTries = 8
+
+// Store is an in-memory referral.CodeStore. The zero value is not ready:
+// use New.
+type Store struct {
+	mu       sync.Mutex
+	codes    map[userKey]string
+	owners   map[string]referral.Owner
+	invites  map[string]*referral.Invite
+	byUser   map[userKey][]*referral.Invite // in creation order
+	idemKeys map[idemKey]*referral.Invite
+}
+
+type userKey struct{ app, user string }
+
+type idemKey struct {
+	userKey
+	key string
+}
+
+var _ referral.CodeStore = (*Store)(nil)
+
+// New returns an empty store.
+func New() *Store {
+	return &Store{
+		codes:    map[userKey]string{},
+		owners:   map[string]referral.Owner{},
+		invites:  map[string]*referral.Invite{},
+		byUser:   map[userKey][]*referral.Invite{},
+		idemKeys: map[idemKey]*referral.Invite{},
+	}
+}
+
+func (s *Store) EnsureCode(ctx context.Context, appID, userID string, newCode func() string) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := userKey{appID, userID}
+	if c, ok := s.codes[k]; ok {
+		return c, nil
+	}
+	for range maxCodeTries {
+		c := newCode()
+		if _, taken := s.owners[c]; taken {
+			continue
+		}
+		s.codes[k] = c
+		s.owners[c] = referral.Owner{AppID: appID, UserID: userID}
+		return c, nil
+	}
+	return "", referral.ErrCodeTaken
+}
+
+func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim referral.Limits) (referral.Invite, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return referral.Invite{}, false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	uk := userKey{inv.AppID, inv.ReferrerID}
+	ik := idemKey{uk, inv.IdempotencyKey}
+	if inv.IdempotencyKey != "" && lim.IdempotencyTTL > 0 {
+		if first, ok := s.idemKeys[ik]; ok && first.CreatedAt.After(inv.CreatedAt.Add(-lim.IdempotencyTTL)) {
+			return *first, true, nil
+		}
+	}
+	past := s.byUser[uk]
+	if lim.MaxPerReferrer > 0 {
+		since := inv.CreatedAt.Add(-lim.Window)
+		// past is in creation order: the window starts at the first invite
+		// created after since.
+		if inWindow := past[createdAfter(past, since):]; len(inWindow) >= lim.MaxPerReferrer {
+			oldest := inWindow[len(inWindow)-lim.MaxPerReferrer]
+			return referral.Invite{}, false, &referral.LimitError{RetryAfter: oldest.CreatedAt.Add(lim.Window).Sub(inv.CreatedAt)}
+		}
+	}
+	if lim.Cooldown > 0 {
+		since := inv.CreatedAt.Add(-lim.Cooldown)
+		for _, p := range slices.Backward(past) {
+			if !p.CreatedAt.After(since) {
+				break
+			}
+			if p.EmailKey == inv.EmailKey && p.Status != referral.StatusFailed {
+				return referral.Invite{}, false, &referral.LimitError{RetryAfter: p.CreatedAt.Add(lim.Cooldown).Sub(inv.CreatedAt), Cooldown: true}
+			}
+		}
+	}
+	stored := inv
+	s.invites[inv.ID] = &stored
+	s.byUser[uk] = slices.Insert(past, createdAfter(past, inv.CreatedAt), &stored)
+	if inv.IdempotencyKey != "" {
+		s.idemKeys[ik] = &stored
+	}
+	return stored, false, nil
+}
+
+// createdAfter returns the index of the first invite in past (sorted by
+// CreatedAt) created after t.
+func createdAfter(past []*referral.Invite, t time.Time) int {
+	i, _ := slices.BinarySearchFunc(past, t, func(p *referral.Invite, t time.Time) int {
+		if p.CreatedAt.After(t) {
+			return 1
+		}
+		return -1
+	})
+	return i
+}
+
+func (s *Store) UpdateDelivery(ctx context.Context, id string, d referral.Delivery) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	inv, ok := s.invites[id]
+	if !ok || inv.Status != referral.StatusPending || inv.Attempts != d.Attempt {
+		return nil
+	}
+	inv.Status = d.Status
+	inv.LastError = d.LastError
+	if d.Status == referral.StatusPending {
+		inv.NextAttemptAt = d.NextAttemptAt.UTC()
+	}
+	inv.LeaseUntil = time.Time{}
+	inv.UpdatedAt = d.At.UTC()
+	return nil
+}
+
+func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration, max int) ([]referral.Invite, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var due []*referral.Invite
+	for _, inv := range s.invites {
+		if inv.Status == referral.StatusPending && !inv.NextAttemptAt.After(now) && !inv.LeaseUntil.After(now) {
+			due = append(due, inv)
+		}
+	}
+	slices.SortFunc(due, func(a, b *referral.Invite) int { return a.NextAttemptAt.Compare(b.NextAttemptAt) })
+	out := make([]referral.Invite, 0, min(max, len(due)))
+	for _, inv := range due[:min(max, len(due))] {
+		inv.Attempts++
+		inv.LeaseUntil = now.Add(lease).UTC()
+		inv.UpdatedAt = now.UTC()
+		out = append(out, *inv)
+	}
+	return out, nil
+}
+
+func (s *Store) ResolveCode(ctx context.Context, code string) (referral.Owner, error) {
+	if err := ctx.Err(); err != nil {
+		return referral.Owner{}, err
+	}
+	c, ok := referral.NormalizeCode(code)
+	if !ok {
+		return referral.Owner{}, referral.ErrCodeNotFound
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o, ok := s.owners[c]
+	if !ok {
+		return referral.Owner{}, referral.ErrCodeNotFound
+	}
+	return o, nil
+}
+
+// Invites returns a copy of every invite, oldest first, for tests and
+// inspection.
+func (s *Store) Invites() []referral.Invite {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]referral.Invite, 0, len(s.invites))
+	for _, inv := range s.invites {
+		out = append(out, *inv)
+	}
+	slices.SortFunc(out, func(a, b referral.Invite) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	return out
+}
