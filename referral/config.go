@@ -4,8 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	netmail "net/mail"
 	"net/http"
+	netmail "net/mail"
 	"time"
 
 	"github.com/referralkit/referralkit/mail"
