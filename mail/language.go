@@ -2,7 +2,6 @@ package mail
 
 import (
 	"errors"
-	"fmt"
 
 	"golang.org/x/text/language"
 )
@@ -30,26 +29,20 @@ func ParseLanguage(s string) (language.Tag, error) {
 		}
 	}
 	if len(s) == 2 && isUpper(s[0]) && isUpper(s[1]) {
-		region, err := language.ParseRegion(s)
-		if err != nil || !region.IsCountry() {
-			return language.Und, fmt.Errorf("%w: unknown country code", ErrBadLanguage)
+		if region, err := language.ParseRegion(s); err == nil && region.IsCountry() {
+			tag, _ := language.Compose(region)
+			base, _ := tag.Base() // the country's likely language: DE -> de, US -> en
+			return language.Compose(base, region)
 		}
-		tag, err := language.Compose(region)
-		if err != nil {
-			return language.Und, ErrBadLanguage
-		}
-		base, _ := tag.Base() // the country's likely language: DE -> de, US -> en
-		return language.Compose(base, region)
+		// Not a country ("EN"): read it as a tag, which ignores case.
 	}
 	tag, err := language.Parse(s)
 	var unknown language.ValueError
 	if err != nil && !errors.As(err, &unknown) {
 		return language.Und, ErrBadLanguage
 	}
-	if err != nil {
-		// Well-formed but unknown subtag: keep what we can say about it.
-		return language.Make(s), nil
-	}
+	// A well-formed tag with an unknown subtag ("zz") is still a language
+	// the caller may name; it matches no template.
 	return tag, nil
 }
 

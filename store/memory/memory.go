@@ -1,8 +1,10 @@
 package memory
 
 import (
+	"cmp"
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -189,6 +191,9 @@ func (s *Store) Invites() []referral.Invite {
 	for _, inv := range s.invites {
 		out = append(out, *inv)
 	}
-	slices.SortFunc(out, func(a, b referral.Invite) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	slices.SortFunc(out, func(a, b referral.Invite) int {
+		// UUIDv7 ids order invites made within one clock tick.
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
+	})
 	return out
 }

@@ -1,0 +1,314 @@
+package referral_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/referralkit/referralkit/mail"
+	"github.com/referralkit/referralkit/referral"
+)
+
+func TestStoredInvite(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		email, lang           string
+		wantEmail, wantKey    string
+		wantLang, wantSubject string
+	}{
+		{"new@example.com", "en", "new@example.com", "new@example.com", "en", "You're invited to join us"},
+		{"New.Person@Example.COM", "en", "New.Person@example.com", "new.person@example.com", "en", "You're invited to join us"},
+		{"jörg@Bücher.example", "de", "jörg@xn--bcher-kva.example", "jörg@xn--bcher-kva.example", "de", "Einladung: Du bist herzlich willkommen"},
+		{"a@example.com", "de-AT", "a@example.com", "a@example.com", "de", "Einladung: Du bist herzlich willkommen"},
+		{"a@example.com", "DE", "a@example.com", "a@example.com", "de", "Einladung: Du bist herzlich willkommen"},
+		{"a@example.com", "AT", "a@example.com", "a@example.com", "de", "Einladung: Du bist herzlich willkommen"},
+		{"a@example.com", "US", "a@example.com", "a@example.com", "en", "You're invited to join us"},
+		{"a@example.com", "fr-CA", "a@example.com", "a@example.com", "fr", "Vous êtes invité à nous rejoindre"},
+		{"a@example.com", "es-419", "a@example.com", "a@example.com", "es", "Te invitamos a unirte"},
+		{"a@example.com", "JP", "a@example.com", "a@example.com", "ja", "ご招待のお知らせ"},
+		{"a@example.com", "tlh", "a@example.com", "a@example.com", "en", "You're invited to join us"},
+		{"a@example.com", "pt-BR", "a@example.com", "a@example.com", "en", "You're invited to join us"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.email+"/"+tt.lang, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			checkEnvelope(t, f.post(invite(tt.email, tt.lang)), 201)
+			invs := f.store.Invites()
+			require.Len(t, invs, 1)
+			inv := invs[0]
+			assert.Equal(t, tt.wantEmail, inv.Email)
+			assert.Equal(t, tt.wantKey, inv.EmailKey)
+			assert.Equal(t, tt.wantLang, inv.Language)
+			assert.Equal(t, referral.StatusSent, inv.Status)
+			assert.Equal(t, appID, inv.AppID)
+			assert.Equal(t, userID, inv.ReferrerID)
+			assert.Equal(t, 1, inv.Attempts)
+
+			msgs := f.mailer.Messages()
+			require.Len(t, msgs, 1)
+			m := msgs[0]
+			assert.Equal(t, tt.wantEmail, m.To)
+			assert.Equal(t, tt.wantSubject, m.Subject)
+			assert.Equal(t, inv.ID, m.ID)
+			assert.Equal(t, "<"+inv.ID+"@acme.example>", m.MessageID())
+			assert.Contains(t, m.Text, inv.Code)
+			assert.Contains(t, m.Text, "https://acme.example/signup?ref="+inv.Code)
+			assert.Contains(t, m.HTML, `href="https://acme.example/signup?ref=`+inv.Code+`"`)
+		})
+	}
+}
+
+func TestInviteIDIsUUIDv7(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	checkEnvelope(t, f.post(invite("a@example.com", "en")), 201)
+	id := f.store.Invites()[0].ID
+	require.Len(t, id, 36)
+	assert.Equal(t, byte('7'), id[14], "version nibble of %s", id)
+}
+
+func TestSameCodeAcrossInvites(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	for i := range 5 {
+		checkEnvelope(t, f.post(invite(fmt.Sprintf("p%d@example.com", i), "en")), 201)
+	}
+	// Another user of the same app gets a code of their own.
+	other := newRequest(http.MethodPost, "/v1/users/"+otherID+"/referral-invites", invite("p0@example.com", "en"))
+	checkEnvelope(t, f.serve(other), 201)
+
+	invs := f.store.Invites()
+	require.Len(t, invs, 6)
+	code := invs[0].Code
+	_, ok := referral.NormalizeCode(code)
+	require.True(t, ok, "code %q is not a Crockford code", code)
+	for _, inv := range invs[:5] {
+		assert.Equal(t, code, inv.Code)
+	}
+	assert.NotEqual(t, code, invs[5].Code)
+	owner, err := f.store.ResolveCode(context.Background(), strings.ToLower(code))
+	require.NoError(t, err)
+	assert.Equal(t, referral.Owner{AppID: appID, UserID: userID}, owner)
+}
+
+func TestConcurrentFirstInvitesYieldOneCode(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(c *referral.Config) { c.MaxInvitesPerReferrer = -1 })
+	const n = 100
+	var wg sync.WaitGroup
+	statuses := make([]int, n)
+	for i := range n {
+		wg.Go(func() {
+			statuses[i] = f.post(invite(fmt.Sprintf("p%d@example.com", i), "en")).Code
+		})
+	}
+	wg.Wait()
+	for i, s := range statuses {
+		assert.Equal(t, 201, s, "request %d", i)
+	}
+	codes := map[string]bool{}
+	for _, inv := range f.store.Invites() {
+		codes[inv.Code] = true
+	}
+	assert.Len(t, codes, 1)
+	assert.Len(t, f.mailer.Messages(), n)
+}
+
+func TestPerReferrerLimit(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(c *referral.Config) { c.MaxInvitesPerReferrer = 3 })
+	for i := range 3 {
+		checkEnvelope(t, f.post(invite(fmt.Sprintf("p%d@example.com", i), "en")), 201)
+		f.advance(time.Hour)
+	}
+	rec := f.post(invite("p3@example.com", "en"))
+	env := checkEnvelope(t, rec, 429)
+	assert.Contains(t, *env.Error, "too many invites")
+	// The first invite was 3h ago: it leaves the 24h window in 21h.
+	assert.Equal(t, "75600", rec.Header().Get("Retry-After"))
+	assert.Len(t, f.mailer.Messages(), 3, "a refused invite sends nothing")
+	assert.Len(t, f.store.Invites(), 3)
+
+	// Another referrer is not affected.
+	other := newRequest(http.MethodPost, "/v1/users/"+otherID+"/referral-invites", invite("p3@example.com", "en"))
+	checkEnvelope(t, f.serve(other), 201)
+
+	f.advance(21 * time.Hour)
+	checkEnvelope(t, f.post(invite("p3@example.com", "en")), 201)
+}
+
+func TestSameAddressCooldown(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	checkEnvelope(t, f.post(invite("bob@example.com", "en")), 201)
+	f.advance(10 * time.Minute)
+	rec := f.post(invite("BOB@Example.com", "de"))
+	env := checkEnvelope(t, rec, 429)
+	assert.Contains(t, *env.Error, "invited recently")
+	assert.Equal(t, "300", rec.Header().Get("Retry-After"))
+	assert.Len(t, f.mailer.Messages(), 1)
+
+	f.advance(5 * time.Minute)
+	checkEnvelope(t, f.post(invite("bob@example.com", "en")), 201)
+}
+
+func TestFailedDeliveryAnswers500AndKeepsARecord(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.mailer.Fail(errors.New("dial tcp 10.0.0.1:25: connection refused for bob@example.com"))
+	rec := f.post(invite("bob@example.com", "en"))
+	env := checkEnvelope(t, rec, 500)
+	assert.Equal(t, "internal error; quote the X-Request-Id header when reporting it", *env.Error)
+	assert.NotContains(t, rec.Body.String(), "10.0.0.1")
+
+	invs := f.store.Invites()
+	require.Len(t, invs, 1)
+	assert.Equal(t, referral.StatusFailed, invs[0].Status)
+	assert.Contains(t, invs[0].LastError, "connection refused")
+
+	logs := f.logs.String()
+	assert.Contains(t, logs, rec.Header().Get("X-Request-Id"))
+	assert.Contains(t, logs, "connection refused")
+	assert.NotContains(t, logs, "bob@example.com", "addresses are redacted in logs")
+
+	// A failed invite does not start the cooldown: the client may retry.
+	f.mailer.Fail(nil)
+	checkEnvelope(t, f.post(invite("bob@example.com", "en")), 201)
+}
+
+func TestIdempotentReplay(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	key := []string{"Idempotency-Key", "order-7"}
+	first := f.post(invite("bob@example.com", "en"), key...)
+	checkEnvelope(t, first, 201)
+	f.advance(time.Hour) // past the cooldown, within the 24h of the key
+	again := f.post(invite("bob@example.com", "en"), key...)
+	checkEnvelope(t, again, 201)
+	assert.Equal(t, first.Body.String(), again.Body.String())
+	assert.Len(t, f.mailer.Messages(), 1, "a replay sends nothing")
+	assert.Len(t, f.store.Invites(), 1)
+
+	mismatch := f.post(invite("alice@example.com", "en"), key...)
+	env := checkEnvelope(t, mismatch, 400)
+	assert.Contains(t, *env.Error, "Idempotency-Key")
+
+	// The key belongs to this user: another user may use the same key.
+	other := newRequest(http.MethodPost, "/v1/users/"+otherID+"/referral-invites", invite("bob@example.com", "en"), key...)
+	checkEnvelope(t, f.serve(other), 201)
+
+	f.advance(24 * time.Hour) // the key is forgotten
+	checkEnvelope(t, f.post(invite("bob@example.com", "en"), key...), 201)
+	assert.Len(t, f.mailer.Messages(), 3)
+}
+
+func TestIdempotentReplayOfAFailure(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	key := []string{"Idempotency-Key", "k1"}
+	f.mailer.Fail(errors.New("smtp down"))
+	checkEnvelope(t, f.post(invite("bob@example.com", "en"), key...), 500)
+	f.mailer.Fail(nil)
+	checkEnvelope(t, f.post(invite("bob@example.com", "en"), key...), 500)
+	assert.Empty(t, f.mailer.Messages(), "the replay sends nothing")
+	checkEnvelope(t, f.post(invite("bob@example.com", "en"), "Idempotency-Key", "k2"), 201)
+}
+
+func TestQueuedDeliveryAnswersAtOnce(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(c *referral.Config) { c.Delivery = referral.Queued })
+	key := []string{"Idempotency-Key", "k1"}
+	env := checkEnvelope(t, f.post(invite("bob@example.com", "en"), key...), 201)
+	assert.Contains(t, *env.Message, "sent shortly")
+	assert.Empty(t, f.mailer.Messages())
+	invs := f.store.Invites()
+	require.Len(t, invs, 1)
+	assert.Equal(t, referral.StatusPending, invs[0].Status)
+	assert.Equal(t, 0, invs[0].Attempts)
+	checkEnvelope(t, f.post(invite("bob@example.com", "en"), key...), 201)
+	assert.Len(t, f.store.Invites(), 1)
+}
+
+func TestRequestID(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	rec := f.post(invite("a@example.com", "en"), "X-Request-Id", "req-123.abc")
+	checkEnvelope(t, rec, 201)
+	assert.Equal(t, "req-123.abc", rec.Header().Get("X-Request-Id"))
+	assert.Contains(t, f.logs.String(), `"request_id":"req-123.abc"`)
+
+	for _, bad := range []string{"has space", "<script>", strings.Repeat("x", 129)} {
+		rec := f.post(invite("x@example.com", "en"), "X-Request-Id", bad)
+		id := rec.Header().Get("X-Request-Id")
+		assert.NotEqual(t, bad, id)
+		assert.Len(t, id, 36, "a fresh id replaces %q", bad)
+	}
+}
+
+func TestLogsRedactAddresses(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	checkEnvelope(t, f.post(invite("secret.person@example.com", "en")), 201)
+	logs := f.logs.String()
+	assert.Contains(t, logs, "***@example.com")
+	assert.NotContains(t, logs, "secret.person")
+}
+
+func TestUserIDHook(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(c *referral.Config) {
+		c.UserID = func(r *http.Request) string { return strings.Split(r.URL.Path, "/")[3] }
+	})
+	// Served directly, without a mux to fill in r.PathValue.
+	rec := httptestRecorder(f.h, newRequest(http.MethodPost, path, invite("a@example.com", "en")))
+	checkEnvelope(t, rec, 201)
+	assert.Equal(t, userID, f.store.Invites()[0].ReferrerID)
+}
+
+func TestNewNamesMissingFields(t *testing.T) {
+	t.Parallel()
+	_, err := referral.New(referral.Config{})
+	require.Error(t, err)
+	for _, field := range []string{"Auth", "Store", "Mailer", "From", "SignupURL"} {
+		assert.Contains(t, err.Error(), "Config."+field)
+	}
+	f := newFixture(t)
+	_ = f
+	base := func() referral.Config {
+		return referral.Config{Auth: referral.AuthenticatorFunc(testAuth), Store: f.store, Mailer: f.mailer,
+			From: "a@example.com", SignupURL: "https://x.example/?r={code}"}
+	}
+	for name, mod := range map[string]func(*referral.Config){
+		"From":      func(c *referral.Config) { c.From = "not an address" },
+		"SignupURL": func(c *referral.Config) { c.SignupURL = "https://x.example/no-placeholder" },
+		"Delivery":  func(c *referral.Config) { c.Delivery = 7 },
+	} {
+		cfg := base()
+		mod(&cfg)
+		_, err := referral.New(cfg)
+		require.Error(t, err, name)
+		assert.Contains(t, err.Error(), "Config."+name)
+	}
+	_, err = referral.New(base())
+	assert.NoError(t, err)
+}
+
+func TestMessageIsRendered(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(c *referral.Config) { c.SignupURL = "https://acme.example/join/{code}?x=1" })
+	m, err := f.h.Message(referral.Invite{ID: "0190-x", Email: "a@example.com", Language: "fr", Code: "ABCDEFGHJK"})
+	require.NoError(t, err)
+	assert.Equal(t, "fr", m.Language)
+	assert.Equal(t, "Acme <no-reply@acme.example>", m.From)
+	assert.Contains(t, m.Text, "https://acme.example/join/ABCDEFGHJK?x=1")
+	assert.Equal(t, mail.DefaultLanguage, "en")
+}
