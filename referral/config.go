@@ -62,8 +62,8 @@ type Config struct {
 	// RetryBackoff is the first retry delay of queued delivery; each
 	// further one doubles it (with jitter) up to 1h. Default 30s.
 	RetryBackoff time.Duration
-	// WorkerBatch is how many invites the queued worker claims at once.
-	// Default 32.
+	// WorkerBatch is how many invites the queued worker claims at once; the
+	// claim's lease is (WorkerBatch+1) * SendTimeout. Default 10.
 	WorkerBatch int
 	// PollInterval is how often the queued worker looks for due invites
 	// when it found none. Default 1s.
@@ -133,7 +133,7 @@ func New(cfg Config) (*Handler, error) {
 	setDefault(&cfg.IdempotencyTTL, 24*time.Hour)
 	setDefault(&cfg.MaxAttempts, 8)
 	setDefault(&cfg.RetryBackoff, 30*time.Second)
-	setDefault(&cfg.WorkerBatch, 32)
+	setDefault(&cfg.WorkerBatch, 10)
 	setDefault(&cfg.PollInterval, time.Second)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

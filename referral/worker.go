@@ -1,0 +1,139 @@
+package referral
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/referralkit/referralkit/mail"
+)
+
+// maxBackoff caps the delay between two delivery attempts.
+const maxBackoff = time.Hour
+
+// Run delivers queued invites until ctx is done, then returns ctx's error.
+// It is safe to run in several goroutines and processes on one store: each
+// invite is claimed with a lease, so two workers never send it at the same
+// time. Transient failures are retried with exponential back-off and jitter
+// up to Config.MaxAttempts; permanent refusals (mail.ErrPermanent) fail at
+// once. A worker stopped mid-batch hands its unsent invites back.
+func (h *Handler) Run(ctx context.Context) error {
+	for {
+		n, err := h.DeliverDue(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			h.cfg.Logger.LogAttrs(ctx, slog.LevelError, "referral worker: claiming invites failed", slog.String("cause", err.Error()))
+		}
+		if n > 0 && err == nil {
+			continue // there may be more due right now
+		}
+		t := time.NewTimer(h.cfg.PollInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// DeliverDue claims one batch of due invites (at most Config.WorkerBatch),
+// delivers them one by one and records each outcome. It returns how many it
+// claimed. Run calls it in a loop; a host may call it from its own
+// scheduler instead.
+func (h *Handler) DeliverDue(ctx context.Context) (int, error) {
+	now := h.cfg.Now().UTC()
+	// The lease covers the whole batch, sent one by one, plus one attempt's
+	// worth of slack.
+	lease := time.Duration(h.cfg.WorkerBatch+1) * h.cfg.SendTimeout
+	batch, err := h.cfg.Store.ClaimDue(ctx, now, lease, h.cfg.WorkerBatch)
+	if err != nil {
+		return 0, err
+	}
+	for i, inv := range batch {
+		// Stop, and hand back the rest, when asked to or when the lease
+		// would run out during the next attempt.
+		if ctx.Err() != nil || h.cfg.Now().Add(h.cfg.SendTimeout).After(inv.LeaseUntil) {
+			h.release(ctx, batch[i:])
+			break
+		}
+		h.attempt(ctx, inv)
+	}
+	return len(batch), nil
+}
+
+// attempt sends one claimed invite and records the outcome.
+func (h *Handler) attempt(ctx context.Context, inv Invite) {
+	sendErr := h.send(ctx, inv)
+	if sendErr != nil && ctx.Err() != nil {
+		// Stopped mid-send: the invite goes back to the queue as it was.
+		h.release(ctx, []Invite{inv})
+		return
+	}
+	now := h.cfg.Now().UTC()
+	d := Delivery{Attempt: inv.Attempts, Status: StatusSent, At: now}
+	switch {
+	case sendErr == nil:
+	case errors.Is(sendErr, mail.ErrPermanent) || inv.Attempts >= h.cfg.MaxAttempts:
+		d.Status, d.LastError = StatusFailed, sendErr.Error()
+	default:
+		d.Status, d.LastError = StatusPending, sendErr.Error()
+		d.NextAttemptAt = now.Add(h.backoff(inv.Attempts))
+	}
+	// Recording the outcome must outlive a cancelled ctx: the mail is out.
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.SendTimeout)
+	defer cancel()
+	if err := h.cfg.Store.UpdateDelivery(uctx, inv.ID, d); err != nil {
+		h.cfg.Logger.LogAttrs(ctx, slog.LevelError, "referral worker: recording a delivery failed",
+			slog.String("invite_id", inv.ID), slog.String("cause", err.Error()))
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("invite_id", inv.ID),
+		slog.Int("attempt", inv.Attempts),
+		slog.String("status", string(d.Status)),
+		slog.Any("to", redactedEmail(inv.Email)),
+	}
+	level := slog.LevelInfo
+	if sendErr != nil {
+		level = slog.LevelWarn
+		attrs = append(attrs, slog.String("cause", scrub(sendErr.Error(), inv.Email)))
+	}
+	h.cfg.Logger.LogAttrs(ctx, level, "referral invite delivery", attrs...)
+	if d.Status != StatusPending && h.cfg.OnOutcome != nil {
+		inv.Status, inv.LastError, inv.LeaseUntil, inv.UpdatedAt = d.Status, d.LastError, time.Time{}, now
+		h.cfg.OnOutcome(inv)
+	}
+}
+
+// release hands claimed invites back, due at once. The claim still counts
+// towards MaxAttempts, which only matters for a worker stopped over and over.
+func (h *Handler) release(ctx context.Context, invs []Invite) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.SendTimeout)
+	defer cancel()
+	now := h.cfg.Now().UTC()
+	for _, inv := range invs {
+		d := Delivery{Attempt: inv.Attempts, Status: StatusPending, NextAttemptAt: now, At: now, LastError: inv.LastError}
+		if err := h.cfg.Store.UpdateDelivery(ctx, inv.ID, d); err != nil {
+			// Its lease will expire and another claim will pick it up.
+			h.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "referral worker: releasing an invite failed",
+				slog.String("invite_id", inv.ID), slog.String("cause", err.Error()))
+		}
+	}
+}
+
+// backoff returns the delay after the given failed attempt: RetryBackoff
+// doubled per attempt, capped, with jitter in [d/2, d] so that invites
+// failed together do not retry together.
+func (h *Handler) backoff(attempt int) time.Duration {
+	d := h.cfg.RetryBackoff
+	for i := 1; i < attempt && d < maxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, maxBackoff)
+	return d/2 + rand.N(d/2+1)
+}

@@ -1,0 +1,200 @@
+package referral_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/referralkit/referralkit/mail"
+	"github.com/referralkit/referralkit/referral"
+)
+
+// outcomes records what the OnOutcome hook reports.
+type outcomes struct {
+	mu   sync.Mutex
+	seen []referral.Invite
+}
+
+func (o *outcomes) add(inv referral.Invite) {
+	o.mu.Lock()
+	o.seen = append(o.seen, inv)
+	o.mu.Unlock()
+}
+
+func (o *outcomes) all() []referral.Invite {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]referral.Invite(nil), o.seen...)
+}
+
+func queuedFixture(t *testing.T, hooks *outcomes) *fixture {
+	return newFixture(t, func(c *referral.Config) {
+		c.Delivery = referral.Queued
+		c.MaxAttempts = 3
+		c.RetryBackoff = time.Minute
+		c.WorkerBatch = 4
+		c.OnOutcome = hooks.add
+	})
+}
+
+func TestWorkerDeliversQueuedInvites(t *testing.T) {
+	t.Parallel()
+	hooks := &outcomes{}
+	f := queuedFixture(t, hooks)
+	for i := range 10 {
+		checkEnvelope(t, f.post(invite(fmt.Sprintf("p%d@example.com", i), "en")), 201)
+	}
+	ctx := context.Background()
+	total := 0
+	for {
+		n, err := f.h.DeliverDue(ctx)
+		require.NoError(t, err)
+		if n == 0 {
+			break
+		}
+		assert.LessOrEqual(t, n, 4, "claims at most WorkerBatch")
+		total += n
+	}
+	assert.Equal(t, 10, total)
+	assert.Len(t, f.mailer.Messages(), 10)
+	for _, inv := range f.store.Invites() {
+		assert.Equal(t, referral.StatusSent, inv.Status)
+		assert.Equal(t, 1, inv.Attempts)
+	}
+	got := hooks.all()
+	require.Len(t, got, 10)
+	assert.Equal(t, referral.StatusSent, got[0].Status)
+}
+
+func TestWorkerRetriesTransientFailures(t *testing.T) {
+	t.Parallel()
+	hooks := &outcomes{}
+	f := queuedFixture(t, hooks)
+	checkEnvelope(t, f.post(invite("bob@example.com", "en")), 201)
+	ctx := context.Background()
+
+	f.mailer.Fail(errors.New("451 try again later"))
+	n, err := f.h.DeliverDue(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	inv := f.store.Invites()[0]
+	assert.Equal(t, referral.StatusPending, inv.Status)
+	assert.Equal(t, "451 try again later", inv.LastError)
+	// First retry after RetryBackoff with jitter in [1/2, 1].
+	wait := inv.NextAttemptAt.Sub(f.clock())
+	assert.True(t, wait >= 30*time.Second && wait <= time.Minute, "next attempt in %s", wait)
+	assert.Empty(t, hooks.all(), "not final yet")
+
+	n, _ = f.h.DeliverDue(ctx)
+	assert.Equal(t, 0, n, "not due before the back-off")
+
+	f.mailer.Fail(nil)
+	f.advance(time.Minute)
+	n, _ = f.h.DeliverDue(ctx)
+	assert.Equal(t, 1, n)
+	inv = f.store.Invites()[0]
+	assert.Equal(t, referral.StatusSent, inv.Status)
+	assert.Equal(t, 2, inv.Attempts)
+	assert.Len(t, f.mailer.Messages(), 1, "delivered once")
+	require.Len(t, hooks.all(), 1)
+}
+
+func TestWorkerGivesUpAfterMaxAttempts(t *testing.T) {
+	t.Parallel()
+	hooks := &outcomes{}
+	f := queuedFixture(t, hooks)
+	checkEnvelope(t, f.post(invite("bob@example.com", "en")), 201)
+	f.mailer.Fail(errors.New("connection refused"))
+	ctx := context.Background()
+	var waits []time.Duration
+	for range 3 {
+		n, err := f.h.DeliverDue(ctx)
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+		inv := f.store.Invites()[0]
+		waits = append(waits, inv.NextAttemptAt.Sub(f.clock()))
+		f.advance(time.Hour)
+	}
+	inv := f.store.Invites()[0]
+	assert.Equal(t, referral.StatusFailed, inv.Status)
+	assert.Equal(t, 3, inv.Attempts)
+	assert.True(t, waits[1] >= time.Minute && waits[1] <= 2*time.Minute, "back-off doubles: %v", waits)
+	n, _ := f.h.DeliverDue(ctx)
+	assert.Equal(t, 0, n)
+	got := hooks.all()
+	require.Len(t, got, 1)
+	assert.Equal(t, referral.StatusFailed, got[0].Status)
+}
+
+func TestWorkerDoesNotRetryPermanentRefusals(t *testing.T) {
+	t.Parallel()
+	hooks := &outcomes{}
+	f := queuedFixture(t, hooks)
+	checkEnvelope(t, f.post(invite("bob@example.com", "en")), 201)
+	f.mailer.Fail(fmt.Errorf("550 no such user: %w", mail.ErrPermanent))
+	_, err := f.h.DeliverDue(context.Background())
+	require.NoError(t, err)
+	inv := f.store.Invites()[0]
+	assert.Equal(t, referral.StatusFailed, inv.Status)
+	assert.Equal(t, 1, inv.Attempts)
+	require.Len(t, hooks.all(), 1)
+}
+
+func TestRunStopsOnCancel(t *testing.T) {
+	t.Parallel()
+	hooks := &outcomes{}
+	f := newFixture(t, func(c *referral.Config) {
+		c.Delivery = referral.Queued
+		c.PollInterval = 5 * time.Millisecond
+		c.OnOutcome = hooks.add
+	})
+	for i := range 3 {
+		checkEnvelope(t, f.post(invite(fmt.Sprintf("p%d@example.com", i), "en")), 201)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.h.Run(ctx) }()
+	require.Eventually(t, func() bool { return len(hooks.all()) == 3 }, 10*time.Second, 5*time.Millisecond)
+	cancel()
+	assert.ErrorIs(t, <-done, context.Canceled)
+	assert.Len(t, f.mailer.Messages(), 3)
+}
+
+// blockingMailer blocks until its context ends, like a hung server.
+type blockingMailer struct{ started chan struct{} }
+
+func (b blockingMailer) Send(ctx context.Context, m mail.Message) error {
+	b.started <- struct{}{}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func TestStoppedWorkerHandsInvitesBack(t *testing.T) {
+	t.Parallel()
+	bm := blockingMailer{started: make(chan struct{}, 1)}
+	f := newFixture(t, func(c *referral.Config) {
+		c.Delivery = referral.Queued
+		c.Mailer = bm
+		c.SendTimeout = time.Hour
+	})
+	for i := range 3 {
+		checkEnvelope(t, f.post(invite(fmt.Sprintf("p%d@example.com", i), "en")), 201)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.h.Run(ctx) }()
+	<-bm.started
+	cancel()
+	<-done
+	for _, inv := range f.store.Invites() {
+		assert.Equal(t, referral.StatusPending, inv.Status)
+		assert.True(t, inv.LeaseUntil.IsZero(), "lease released")
+		assert.False(t, inv.NextAttemptAt.After(f.clock()), "due again at once")
+	}
+}
