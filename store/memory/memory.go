@@ -101,13 +101,23 @@ func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim refer
 			}
 		}
 	}
-	stored := inv
+	stored := inUTC(inv)
 	s.invites[inv.ID] = &stored
 	s.byUser[uk] = slices.Insert(past, createdAfter(past, inv.CreatedAt), &stored)
 	if inv.IdempotencyKey != "" {
 		s.idemKeys[ik] = &stored
 	}
 	return stored, false, nil
+}
+
+// inUTC returns inv with every time in UTC, as the interface promises to
+// return them.
+func inUTC(inv referral.Invite) referral.Invite {
+	inv.NextAttemptAt = inv.NextAttemptAt.UTC()
+	inv.LeaseUntil = inv.LeaseUntil.UTC()
+	inv.CreatedAt = inv.CreatedAt.UTC()
+	inv.UpdatedAt = inv.UpdatedAt.UTC()
+	return inv
 }
 
 // createdAfter returns the index of the first invite in past (sorted by
@@ -146,6 +156,9 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if max <= 0 {
+		return nil, nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var due []*referral.Invite
@@ -154,7 +167,11 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration
 			due = append(due, inv)
 		}
 	}
-	slices.SortFunc(due, func(a, b *referral.Invite) int { return a.NextAttemptAt.Compare(b.NextAttemptAt) })
+	// Ties are broken by id, which for UUIDv7 is creation order, so that the
+	// order does not depend on map iteration.
+	slices.SortFunc(due, func(a, b *referral.Invite) int {
+		return cmp.Or(a.NextAttemptAt.Compare(b.NextAttemptAt), strings.Compare(a.ID, b.ID))
+	})
 	out := make([]referral.Invite, 0, min(max, len(due)))
 	for _, inv := range due[:min(max, len(due))] {
 		inv.Attempts++

@@ -1,0 +1,13 @@
+package memory_test
+
+import (
+	"testing"
+
+	"github.com/referralkit/referralkit/referral"
+	"github.com/referralkit/referralkit/store/memory"
+	"github.com/referralkit/referralkit/store/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) referral.CodeStore { return memory.New() })
+}

@@ -1,0 +1,26 @@
+// Package storetest is the conformance suite every referral.CodeStore must
+// pass. A store's own tests call [Run] with a function that makes a fresh,
+// empty store:
+//
+//	func TestConformance(t *testing.T) {
+//		storetest.Run(t, func(t *testing.T) referral.CodeStore { return memory.New() })
+//	}
+//
+// The suite checks each rule stated in the CodeStore doc comments, including
+// the concurrency guarantees (at least 100 goroutines per case), with an
+// explicit clock: every time it passes in is chosen by the test, never read
+// from the wall clock, and it never sleeps.
+//
+// Rules the suite pins down where the contract is terse:
+//   - Window, cooldown and idempotency boundaries are exclusive: an invite
+//     created exactly Window (Cooldown, IdempotencyTTL) before another no
+//     longer counts, so retrying exactly RetryAfter later succeeds.
+//   - Failed invites count towards the per-referrer limit but not the
+//     cooldown.
+//   - Times come back in UTC, equal to what was stored for any time with
+//     millisecond precision; a zero time comes back zero.
+//   - ClaimDue with max <= 0 claims nothing.
+//
+// Subtests run in parallel, so newStore must be safe to call from several
+// goroutines.
+package storetest
