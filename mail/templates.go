@@ -43,8 +43,9 @@ type Templates struct {
 }
 
 type templateSet struct {
-	text *texttemplate.Template
-	html *htmltemplate.Template
+	text     *texttemplate.Template
+	html     *htmltemplate.Template
+	embedded bool // shipped with the package, not from overrides
 }
 
 // NewTemplates returns the embedded templates with the languages in
@@ -57,11 +58,11 @@ func NewTemplates(overrides fs.FS) (*Templates, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := t.load(sub); err != nil {
+	if err := t.load(sub, true); err != nil {
 		return nil, err
 	}
 	if overrides != nil {
-		if err := t.load(overrides); err != nil {
+		if err := t.load(overrides, false); err != nil {
 			return nil, err
 		}
 	}
@@ -80,7 +81,7 @@ func NewTemplates(overrides fs.FS) (*Templates, error) {
 	return t, nil
 }
 
-func (t *Templates) load(fsys fs.FS) error {
+func (t *Templates) load(fsys fs.FS, embedded bool) error {
 	files, err := fs.Glob(fsys, "*.txt")
 	if err != nil {
 		return fmt.Errorf("mail: templates: %w", err)
@@ -91,7 +92,7 @@ func (t *Templates) load(fsys fs.FS) error {
 		if err != nil {
 			return fmt.Errorf("mail: template %s: not a language tag", f)
 		}
-		set := templateSet{}
+		set := templateSet{embedded: embedded}
 		if set.text, err = texttemplate.ParseFS(fsys, f); err != nil {
 			return fmt.Errorf("mail: %w", err)
 		}

@@ -86,9 +86,9 @@ type Config struct {
 
 // Handler serves the referral-invites route. Build it with [New].
 type Handler struct {
-	cfg    Config
-	link   mail.LinkTemplate
-	limits Limits
+	cfg      Config
+	renderer *mail.Renderer
+	limits   Limits
 }
 
 // New checks cfg, fills in defaults and returns the handler.
@@ -126,6 +126,10 @@ func New(cfg Config) (*Handler, error) {
 			return nil, err
 		}
 	}
+	renderer, err := mail.NewRenderer(cfg.Templates, link)
+	if err != nil {
+		return nil, err
+	}
 	setDefault(&cfg.SendTimeout, 15*time.Second)
 	setDefault(&cfg.MaxInvitesPerReferrer, 50)
 	setDefault(&cfg.LimitWindow, 24*time.Hour)
@@ -145,8 +149,8 @@ func New(cfg Config) (*Handler, error) {
 		cfg.Now = time.Now
 	}
 	return &Handler{
-		cfg:  cfg,
-		link: link,
+		cfg:      cfg,
+		renderer: renderer,
 		limits: Limits{
 			MaxPerReferrer: max(cfg.MaxInvitesPerReferrer, 0),
 			Window:         cfg.LimitWindow,

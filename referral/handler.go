@@ -229,7 +229,7 @@ func (h *Handler) send(ctx context.Context, inv Invite) error {
 
 // Message renders the email for inv.
 func (h *Handler) Message(inv Invite) (mail.Message, error) {
-	c, err := h.cfg.Templates.Render(inv.Language, mail.Data{Code: inv.Code, Link: h.link.Link(inv.Code)})
+	c, err := h.renderer.Render(inv.Language, inv.Code)
 	if err != nil {
 		return mail.Message{}, err
 	}
