@@ -1,0 +1,21 @@
+// Package smtp sends invite messages to an SMTP server (a submission
+// server or a relay), built on github.com/wneessen/go-mail.
+//
+// Security: STARTTLS is the default and mandatory (a server that does not
+// offer it is an error); implicit TLS is available; plaintext only to a
+// loopback host, and credentials only over TLS. A Config can be read from
+// a URL such as "smtp://user:pass@mail.example.com:587?tls=starttls" with
+// [ParseURL].
+//
+// Connections are kept open between messages and checked with RSET before
+// reuse, so a delivery worker that calls Send in a loop uses one
+// connection; an idle one is closed after Config.IdleTimeout.
+//
+// Errors: see [Mailer]. In short, errors.Is(err, mail.ErrPermanent) holds
+// for a 5xx reply to the message itself and for a message that cannot be
+// built; everything else, including refused AUTH and failed TLS, is
+// transient so that the caller keeps the message and retries.
+//
+// [Build] is the one way messages are built; the maildir transport uses it
+// too.
+package smtp

@@ -1,0 +1,85 @@
+package smtp
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	gomail "github.com/wneessen/go-mail"
+
+	"github.com/referralkit/referralkit/mail"
+)
+
+// ErrBadMessage is returned by [Build] (and so by Send) for a message that
+// cannot be turned into a safe RFC 5322 message, such as a header value
+// with a line break. Send also wraps mail.ErrPermanent with it: the same
+// message will never go out.
+var ErrBadMessage = errors.New("smtp: bad message")
+
+// Build turns m into a go-mail message: RFC 5322 headers (Date from m.Date,
+// or now if it is zero; Message-ID exactly m.MessageID(); From; To; Subject,
+// RFC 2047-encoded when not ASCII; Content-Language from m.Language when
+// set) and a UTF-8 body, multipart/alternative with text/plain first and
+// text/html second (text/plain alone when m.HTML is empty). A header value
+// holding CR, LF or NUL is refused with ErrBadMessage rather than encoded,
+// since it can only come from a bug or an injection attempt.
+//
+// It is the one place messages are built: the maildir transport writes the
+// same bytes with the result's WriteTo.
+func Build(m mail.Message) (*gomail.Msg, error) {
+	msgID := m.MessageID()
+	for _, h := range []struct{ name, value string }{
+		{"From", m.From}, {"To", m.To}, {"Subject", m.Subject},
+		{"Message-ID", msgID}, {"Content-Language", m.Language},
+	} {
+		if strings.ContainsAny(h.value, "\r\n\x00") {
+			return nil, fmt.Errorf("%w: %s contains a line break or NUL", ErrBadMessage, h.name)
+		}
+	}
+	id := strings.TrimSuffix(strings.TrimPrefix(msgID, "<"), ">")
+	if m.ID == "" || strings.ContainsAny(id, "<> \t\"\\") {
+		return nil, fmt.Errorf("%w: unusable Message-ID %q", ErrBadMessage, msgID)
+	}
+	if !isLanguageTag(m.Language) {
+		return nil, fmt.Errorf("%w: Content-Language %q is not a language tag", ErrBadMessage, m.Language)
+	}
+
+	g := gomail.NewMsg(gomail.WithCharset(gomail.CharsetUTF8), gomail.WithNoDefaultUserAgent())
+	if err := g.From(m.From); err != nil {
+		return nil, fmt.Errorf("%w: From: %w", ErrBadMessage, err)
+	}
+	if err := g.To(m.To); err != nil {
+		return nil, fmt.Errorf("%w: To: %w", ErrBadMessage, err)
+	}
+	date := m.Date
+	if date.IsZero() {
+		date = time.Now()
+	}
+	g.SetDateWithValue(date)
+	g.SetMessageIDWithValue(id) // adds the angle brackets back
+	g.Subject(m.Subject)
+	if m.Language != "" {
+		g.SetGenHeader(gomail.HeaderContentLang, m.Language)
+	}
+	g.SetBodyString(gomail.TypeTextPlain, m.Text)
+	if m.HTML != "" {
+		g.AddAlternativeString(gomail.TypeTextHTML, m.HTML)
+	}
+	return g, nil
+}
+
+// isLanguageTag accepts "" and strings shaped like BCP 47 tags; the tag
+// itself was checked when the message was rendered.
+func isLanguageTag(s string) bool {
+	if len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
