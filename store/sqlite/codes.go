@@ -1,0 +1,75 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/referralkit/referralkit/referral"
+)
+
+// maxCodeTries bounds the attempts to find an unused code. With 50 random
+// bits per code a second try is already rare.
+const maxCodeTries = 8
+
+func (s *Store) EnsureCode(ctx context.Context, appID, userID string, newCode func() string) (string, error) {
+	// Most calls are for users who have a code: a read, no write lock.
+	code, err := codeOf(ctx, s.db, appID, userID)
+	if err == nil {
+		return code, nil
+	}
+	if !isNoRows(err) {
+		return "", fmt.Errorf("sqlite: ensure code: %w", err)
+	}
+	err = s.write(ctx, func(c *sql.Conn) error {
+		// Another caller, here or in another process, may have made the
+		// code since the read above: the write lock makes this check final.
+		var err error
+		if code, err = codeOf(ctx, c, appID, userID); !isNoRows(err) {
+			return err
+		}
+		for range maxCodeTries {
+			candidate := newCode()
+			// The user has no code, so a conflict can only be on the code.
+			res, err := c.ExecContext(ctx, `INSERT INTO codes (code, app_id, user_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+				candidate, appID, userID)
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n == 1 {
+				code = candidate
+				return nil
+			}
+		}
+		return referral.ErrCodeTaken
+	})
+	if err != nil {
+		return "", fmt.Errorf("sqlite: ensure code: %w", err)
+	}
+	return code, nil
+}
+
+// codeOf returns the code of (appID, userID), or sql.ErrNoRows.
+func codeOf(ctx context.Context, q querier, appID, userID string) (string, error) {
+	var code string
+	err := q.QueryRowContext(ctx, `SELECT code FROM codes WHERE app_id = ? AND user_id = ?`, appID, userID).Scan(&code)
+	return code, err
+}
+
+func (s *Store) ResolveCode(ctx context.Context, code string) (referral.Owner, error) {
+	c, ok := referral.NormalizeCode(code)
+	if !ok {
+		return referral.Owner{}, referral.ErrCodeNotFound
+	}
+	var o referral.Owner
+	err := s.db.QueryRowContext(ctx, `SELECT app_id, user_id FROM codes WHERE code = ?`, c).Scan(&o.AppID, &o.UserID)
+	if isNoRows(err) {
+		return referral.Owner{}, referral.ErrCodeNotFound
+	}
+	if err != nil {
+		return referral.Owner{}, fmt.Errorf("sqlite: resolve code: %w", err)
+	}
+	return o, nil
+}

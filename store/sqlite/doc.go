@@ -1,0 +1,30 @@
+// Package sqlite is the default referral.CodeStore: one SQLite file, through
+// the pure-Go driver modernc.org/sqlite (driver name "sqlite"), so that the
+// library needs no C toolchain.
+//
+// [Open] is the common case: it opens a file with the pragmas the store
+// relies on and applies the schema. [New] takes a *sql.DB the caller owns
+// and opened with the "sqlite" driver; the caller should give every pooled
+// connection the same pragmas (see Open for the DSN).
+//
+// Durability: every accepted invite is committed before the handler answers.
+// Open uses WAL with synchronous=FULL, so that a commit is synced to the WAL
+// file: a 201 survives the process being killed and the machine losing
+// power. (synchronous=NORMAL would survive only the former.)
+//
+// Concurrency: the store serializes its own write transactions with a lock
+// and starts each with BEGIN IMMEDIATE, so that concurrent requests in this
+// process queue instead of failing with SQLITE_BUSY, and writers in other
+// processes sharing the file wait on busy_timeout. Reads run in parallel.
+// RecordInvite runs its checks and its insert in one such transaction, which
+// makes the limits hold across processes.
+//
+// Schema: the SQL files under migrations/ are embedded and applied in the
+// order of their numeric prefix (0001_x.sql, 0002_y.sql, ...), each once,
+// recorded in the schema_migrations table. Applying them takes the write
+// lock of the database, so two processes starting at once apply each file
+// once. A migration file must not contain BEGIN or COMMIT.
+//
+// Times are stored as unix milliseconds in UTC: they come back in UTC with
+// millisecond precision.
+package sqlite

@@ -1,0 +1,196 @@
+package sqlite
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/referralkit/referralkit/referral"
+)
+
+// inviteColumns are the columns scanInvite reads, in its order.
+const inviteColumns = `id, app_id, referrer_id, email, email_key, language, code, idempotency_key,
+	status, attempts, last_error, next_attempt_at, lease_until, created_at, updated_at`
+
+// scanInvite reads one row of inviteColumns.
+func scanInvite(row interface{ Scan(...any) error }) (referral.Invite, error) {
+	var (
+		inv                           referral.Invite
+		status                        string
+		next, lease, created, updated int64
+	)
+	err := row.Scan(&inv.ID, &inv.AppID, &inv.ReferrerID, &inv.Email, &inv.EmailKey, &inv.Language, &inv.Code,
+		&inv.IdempotencyKey, &status, &inv.Attempts, &inv.LastError, &next, &lease, &created, &updated)
+	if err != nil {
+		return referral.Invite{}, err
+	}
+	inv.Status = referral.Status(status)
+	inv.NextAttemptAt, inv.LeaseUntil = fromMillis(next), fromMillis(lease)
+	inv.CreatedAt, inv.UpdatedAt = fromMillis(created), fromMillis(updated)
+	return inv, nil
+}
+
+func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim referral.Limits) (referral.Invite, bool, error) {
+	inv.NextAttemptAt, inv.LeaseUntil = stored(inv.NextAttemptAt), stored(inv.LeaseUntil)
+	inv.CreatedAt, inv.UpdatedAt = stored(inv.CreatedAt), stored(inv.UpdatedAt)
+	var (
+		first    referral.Invite
+		replayed bool
+	)
+	err := s.write(ctx, func(c *sql.Conn) error {
+		var err error
+		first, replayed, err = recordInvite(ctx, c, inv, lim)
+		return err
+	})
+	var le *referral.LimitError
+	switch {
+	case errors.As(err, &le):
+		return referral.Invite{}, false, err
+	case err != nil:
+		return referral.Invite{}, false, fmt.Errorf("sqlite: record invite: %w", err)
+	case replayed:
+		return first, true, nil
+	}
+	return inv, false, nil
+}
+
+// recordInvite does RecordInvite's checks, in the contract's order, and the
+// insert, inside the caller's write transaction.
+func recordInvite(ctx context.Context, c *sql.Conn, inv referral.Invite, lim referral.Limits) (referral.Invite, bool, error) {
+	now := inv.CreatedAt
+	// Every window below is exclusive at its start: an invite created
+	// exactly Window ago no longer counts, so retrying RetryAfter later
+	// succeeds. Stored times are whole milliseconds, so "> millis(since)"
+	// is exact even for a since between two of them.
+	if inv.IdempotencyKey != "" && lim.IdempotencyTTL > 0 {
+		// "idempotency_key <> ''" lets SQLite use the partial index.
+		row := c.QueryRowContext(ctx, `SELECT `+inviteColumns+` FROM invites
+			WHERE app_id = ? AND referrer_id = ? AND idempotency_key = ? AND idempotency_key <> '' AND created_at > ?
+			ORDER BY created_at DESC LIMIT 1`,
+			inv.AppID, inv.ReferrerID, inv.IdempotencyKey, millis(now.Add(-lim.IdempotencyTTL)))
+		first, err := scanInvite(row)
+		if err == nil {
+			return first, true, nil
+		}
+		if !isNoRows(err) {
+			return referral.Invite{}, false, err
+		}
+	}
+	if lim.MaxPerReferrer > 0 {
+		// The MaxPerReferrer-th newest invite in the window, if there is
+		// one, is the one that has to leave it first.
+		var oldest int64
+		err := c.QueryRowContext(ctx, `SELECT created_at FROM invites
+			WHERE app_id = ? AND referrer_id = ? AND created_at > ?
+			ORDER BY created_at DESC LIMIT 1 OFFSET ?`,
+			inv.AppID, inv.ReferrerID, millis(now.Add(-lim.Window)), lim.MaxPerReferrer-1).Scan(&oldest)
+		if err == nil {
+			return referral.Invite{}, false, &referral.LimitError{RetryAfter: fromMillis(oldest).Add(lim.Window).Sub(now)}
+		}
+		if !isNoRows(err) {
+			return referral.Invite{}, false, err
+		}
+	}
+	if lim.Cooldown > 0 {
+		var last int64
+		err := c.QueryRowContext(ctx, `SELECT created_at FROM invites
+			WHERE app_id = ? AND referrer_id = ? AND email_key = ? AND created_at > ? AND status <> 'failed'
+			ORDER BY created_at DESC LIMIT 1`,
+			inv.AppID, inv.ReferrerID, inv.EmailKey, millis(now.Add(-lim.Cooldown))).Scan(&last)
+		if err == nil {
+			return referral.Invite{}, false, &referral.LimitError{RetryAfter: fromMillis(last).Add(lim.Cooldown).Sub(now), Cooldown: true}
+		}
+		if !isNoRows(err) {
+			return referral.Invite{}, false, err
+		}
+	}
+	_, err := c.ExecContext(ctx, `INSERT INTO invites (`+inviteColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		inv.ID, inv.AppID, inv.ReferrerID, inv.Email, inv.EmailKey, inv.Language, inv.Code, inv.IdempotencyKey,
+		string(inv.Status), inv.Attempts, inv.LastError,
+		millis(inv.NextAttemptAt), millis(inv.LeaseUntil), millis(inv.CreatedAt), millis(inv.UpdatedAt))
+	return referral.Invite{}, false, err
+}
+
+func (s *Store) UpdateDelivery(ctx context.Context, id string, d referral.Delivery) error {
+	err := s.write(ctx, func(c *sql.Conn) error {
+		// next_attempt_at changes only for a retry.
+		_, err := c.ExecContext(ctx, `UPDATE invites
+			SET status = ?1, last_error = ?2,
+				next_attempt_at = CASE WHEN ?1 = 'pending' THEN ?3 ELSE next_attempt_at END,
+				lease_until = ?4, updated_at = ?5
+			WHERE id = ?6 AND status = 'pending' AND attempts = ?7`,
+			string(d.Status), d.LastError, millis(d.NextAttemptAt), millis(time.Time{}), millis(d.At), id, d.Attempt)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: update delivery: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration, max int) ([]referral.Invite, error) {
+	if max <= 0 {
+		return nil, nil
+	}
+	var claimed []referral.Invite
+	err := s.write(ctx, func(c *sql.Conn) error {
+		// "status = 'pending'" as a literal lets SQLite use invites_due.
+		rows, err := c.QueryContext(ctx, `UPDATE invites SET attempts = attempts + 1, lease_until = ?1, updated_at = ?2
+			WHERE id IN (
+				SELECT id FROM invites
+				WHERE status = 'pending' AND next_attempt_at <= ?2 AND lease_until <= ?2
+				ORDER BY next_attempt_at, id LIMIT ?3)
+			RETURNING `+inviteColumns,
+			millis(now.Add(lease)), millis(now), max)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			inv, err := scanInvite(rows)
+			if err != nil {
+				return err
+			}
+			claimed = append(claimed, inv)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: claim due: %w", err)
+	}
+	// RETURNING has no order of its own.
+	slices.SortFunc(claimed, byDue)
+	return claimed, nil
+}
+
+// byDue orders invites oldest due first, ties by id (UUIDv7: creation order).
+func byDue(a, b referral.Invite) int {
+	return cmp.Or(a.NextAttemptAt.Compare(b.NextAttemptAt), strings.Compare(a.ID, b.ID))
+}
+
+// Invites returns every invite, oldest first, for tests and inspection. It
+// reads the whole table: not for production paths.
+func (s *Store) Invites(ctx context.Context) ([]referral.Invite, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+inviteColumns+` FROM invites ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: invites: %w", err)
+	}
+	defer rows.Close()
+	var out []referral.Invite
+	for rows.Next() {
+		inv, err := scanInvite(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: invites: %w", err)
+		}
+		out = append(out, inv)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: invites: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,97 @@
+package sqlite_test
+
+import (
+	"database/sql"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/referralkit/referralkit/store/sqlite"
+)
+
+// rawDB opens path with the store's pragmas, bypassing the store.
+func rawDB(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", sqlite.DSN(path))
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func column[T any](t *testing.T, db *sql.DB, query string) []T {
+	t.Helper()
+	rows, err := db.Query(query)
+	require.NoError(t, err)
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		var v T
+		require.NoError(t, rows.Scan(&v))
+		out = append(out, v)
+	}
+	require.NoError(t, rows.Err())
+	return out
+}
+
+func TestMigrationsFromConcurrentOpens(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "referral.db")
+	// Separate *sql.DB pools lock the file against each other as separate
+	// processes do.
+	const openers = 8
+	errs := make([]error, openers)
+	var wg sync.WaitGroup
+	for i := range openers {
+		wg.Go(func() {
+			db, err := sql.Open("sqlite", sqlite.DSN(path))
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer db.Close()
+			_, errs[i] = sqlite.New(db)
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+
+	db := rawDB(t, path)
+	versions := column[int](t, db, `SELECT version FROM schema_migrations ORDER BY version`)
+	require.NotEmpty(t, versions)
+	assert.Equal(t, 1, versions[0])
+	assert.Len(t, column[int](t, db, `SELECT DISTINCT version FROM schema_migrations`), len(versions), "each migration once")
+	// Every statement of a file ran, not just the first.
+	assert.Subset(t, column[string](t, db, `SELECT name FROM sqlite_schema WHERE type = 'index'`),
+		[]string{"invites_by_referrer", "invites_by_address", "invites_by_idempotency_key", "invites_due"})
+
+	// Opening an up-to-date file applies nothing.
+	s, err := sqlite.Open(path)
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	assert.Equal(t, versions, column[int](t, db, `SELECT version FROM schema_migrations ORDER BY version`))
+}
+
+func TestNewLeavesCallersDBOpen(t *testing.T) {
+	t.Parallel()
+	db := rawDB(t, filepath.Join(t.TempDir(), "referral.db"))
+	s, err := sqlite.New(db)
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	require.NoError(t, db.Ping(), "Close must not close a database the caller owns")
+}
+
+func TestOpenPathWithURICharacters(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "a dir?x=1#y%20", "referral.db")
+	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
+	s, err := sqlite.Open(path)
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	assert.FileExists(t, path)
+}

@@ -1,0 +1,162 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/referralkit/referralkit/referral"
+)
+
+// Pool sizes for a database opened by Open. Writers use one connection at a
+// time; the rest serve reads (EnsureCode's lookup, ResolveCode). Idle
+// connections are kept so that a burst does not reopen the file and rerun
+// the pragmas for each request.
+const (
+	maxOpenConns = 16
+	maxIdleConns = 8
+)
+
+// busyTimeout is how long a writer waits for another process's write
+// transaction before giving up with SQLITE_BUSY.
+const busyTimeout = 10 * time.Second
+
+// Store is a referral.CodeStore in a SQLite database. It is safe for
+// concurrent use. Build it with [Open] or [New].
+type Store struct {
+	db *sql.DB
+	// owned: Close closes db (Open opened it).
+	owned bool
+	// writeLock serializes this store's write transactions; a channel
+	// rather than a mutex so that waiting respects the context.
+	writeLock chan struct{}
+}
+
+var _ referral.CodeStore = (*Store)(nil)
+
+// DSN returns the data source name Open uses for the file at path: the
+// "sqlite" driver with WAL, synchronous=FULL, busy_timeout and foreign keys
+// on, set by _pragma parameters so that every pooled connection gets them.
+// Callers of New can start from it and append parameters of their own.
+func DSN(path string) string {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	// A file: URI, so that the path is percent-encoded and a '?' or '#' in
+	// it cannot be read as the start of the parameters.
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
+}
+
+// Open opens (creating if needed) the SQLite file at path with the pragmas
+// of [DSN] and applies the schema. Close the store to close the file.
+func Open(path string) (*Store, error) {
+	db, err := sql.Open("sqlite", DSN(path))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(maxOpenConns)
+	db.SetMaxIdleConns(maxIdleConns)
+	s, err := New(db)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	s.owned = true
+	return s, nil
+}
+
+// New returns a store on db, which must have been opened with the "sqlite"
+// driver, and applies the schema. The caller keeps ownership of db: Close
+// does not close it. Without busy_timeout in db's DSN, writes from other
+// processes make this one's fail at once with SQLITE_BUSY; see [DSN].
+func New(db *sql.DB) (*Store, error) {
+	s := &Store{db: db, writeLock: make(chan struct{}, 1)}
+	if err := s.migrate(context.Background()); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the database if Open opened it; otherwise it does nothing.
+func (s *Store) Close() error {
+	if !s.owned {
+		return nil
+	}
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("sqlite: close: %w", err)
+	}
+	return nil
+}
+
+// write runs fn in a write transaction (BEGIN IMMEDIATE) on one connection,
+// one at a time per store, and commits it if fn returns nil. Every write of
+// the store goes through it; so do the writes of other files of this
+// package (keys), so that they queue behind the same lock.
+func (s *Store) write(ctx context.Context, fn func(c *sql.Conn) error) error {
+	select {
+	case s.writeLock <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-s.writeLock }()
+
+	c, err := s.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	// IMMEDIATE takes the write lock now: a deferred transaction that reads
+	// first could fail to upgrade when another process wrote meanwhile,
+	// and busy_timeout does not help there.
+	if _, err := c.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		rollback(c) // BEGIN may have started the transaction before failing
+		return err
+	}
+	if err := fn(c); err != nil {
+		rollback(c)
+		return err
+	}
+	// Once fn has succeeded, its work is committed even if the caller
+	// stopped waiting: a half-finished request then still leaves a whole
+	// row, never a transaction left open on a pooled connection.
+	if _, err := c.ExecContext(context.WithoutCancel(ctx), "COMMIT"); err != nil {
+		rollback(c)
+		return err
+	}
+	return nil
+}
+
+// rollback ends c's transaction. If that fails (SQLite may already have
+// rolled back by itself, e.g. on a full disk, or the connection is broken)
+// the connection is discarded rather than returned to the pool in an
+// unknown state.
+func rollback(c *sql.Conn) {
+	if _, err := c.ExecContext(context.Background(), "ROLLBACK"); err != nil {
+		discard(c)
+	}
+}
+
+// discard closes c's driver connection instead of pooling it.
+func discard(c *sql.Conn) {
+	_ = c.Raw(func(any) error { return driver.ErrBadConn })
+}
+
+// isNoRows reports whether err is sql.ErrNoRows.
+func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
+
+// millis and fromMillis convert between times and the stored form, unix
+// milliseconds in UTC. The zero time round-trips.
+func millis(t time.Time) int64 { return t.UnixMilli() }
+
+func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+
+// stored returns t as the store keeps it: UTC, whole milliseconds.
+func stored(t time.Time) time.Time { return fromMillis(millis(t)) }
