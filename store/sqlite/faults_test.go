@@ -1,0 +1,164 @@
+package sqlite_test
+
+import (
+	"database/sql"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/referralkit/referralkit/store/sqlite"
+)
+
+// seed makes a database file at path holding one invite from user, and
+// returns its path.
+func seed(t *testing.T, user string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "referral.db")
+	s, err := sqlite.Open(path)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusCreated, post(t, newHandler(t, s), user, "seed@example.com").Code)
+	require.NoError(t, s.Close())
+	return path
+}
+
+// checkConsistent opens path without any fault and checks that it is
+// intact and that every invite is whole: all fields set and its code the
+// one its referrer has. It returns the number of invites.
+func checkConsistent(t *testing.T, path string) int {
+	t.Helper()
+	db := rawDB(t, path)
+	var check string
+	require.NoError(t, db.QueryRow(`PRAGMA integrity_check`).Scan(&check))
+	require.Equal(t, "ok", check)
+	var orphans int
+	require.NoError(t, db.QueryRow(`SELECT count(*) FROM invites i
+		WHERE i.id = '' OR i.email = '' OR i.email_key = '' OR i.language = ''
+		   OR NOT EXISTS (SELECT 1 FROM codes c WHERE c.app_id = i.app_id AND c.user_id = i.referrer_id AND c.code = i.code)`).Scan(&orphans))
+	assert.Zero(t, orphans, "invites without their code or with empty fields")
+	var n int
+	require.NoError(t, db.QueryRow(`SELECT count(*) FROM invites`).Scan(&n))
+	return n
+}
+
+func TestClosedDatabaseAnswers500(t *testing.T) {
+	t.Parallel()
+	user := uuid.NewString()
+	path := seed(t, user)
+	s, err := sqlite.Open(path)
+	require.NoError(t, err)
+	h := newHandler(t, s)
+	require.NoError(t, s.Close())
+	for _, u := range []string{user, uuid.NewString()} {
+		assert.Equal(t, http.StatusInternalServerError, post(t, h, u, "ann@example.com").Code)
+	}
+	assert.Equal(t, 1, checkConsistent(t, path))
+}
+
+func TestReadOnlyDatabaseAnswers500(t *testing.T) {
+	t.Parallel()
+	user := uuid.NewString()
+	path := seed(t, user)
+	// mode=ro holds even for root, whom file permissions do not stop.
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(5000)")
+	require.NoError(t, err)
+	defer db.Close()
+	s, err := sqlite.New(db)
+	require.NoError(t, err, "an up-to-date file opens read-only")
+	h := newHandler(t, s)
+	for _, c := range []struct{ name, user string }{
+		{"referrer with a code: the invite cannot be written", user},
+		{"new referrer: the code cannot be written", uuid.NewString()},
+	} {
+		assert.Equal(t, http.StatusInternalServerError, post(t, h, c.user, "ann@example.com").Code, c.name)
+	}
+	require.NoError(t, db.Close())
+	assert.Equal(t, 1, checkConsistent(t, path))
+}
+
+func TestFullDiskAnswers500(t *testing.T) {
+	t.Parallel()
+	path := seed(t, uuid.NewString())
+	var pages int
+	require.NoError(t, rawDB(t, path).QueryRow(`PRAGMA page_count`).Scan(&pages))
+	// max_page_count is per connection: the DSN gives it to every pooled
+	// one. A few pages past the schema fill up within some dozens of
+	// invites.
+	db, err := sql.Open("sqlite", sqlite.DSN(path)+fmt.Sprintf("&_pragma=max_page_count(%d)", pages+3))
+	require.NoError(t, err)
+	defer db.Close()
+	s, err := sqlite.New(db)
+	require.NoError(t, err)
+	h := newHandler(t, s)
+
+	var created, failed int
+	for i := 0; i < 2000 && failed < 20; i++ {
+		// A new referrer for each invite: a code and an invite to write.
+		switch code := post(t, h, uuid.NewString(), fmt.Sprintf("ann%d@example.com", i)).Code; code {
+		case http.StatusCreated:
+			created++
+		case http.StatusInternalServerError:
+			failed++
+		default:
+			t.Fatalf("status %d", code)
+		}
+	}
+	require.Positive(t, created, "the disk was full from the start")
+	require.Equal(t, 20, failed, "the disk never filled up")
+	require.NoError(t, db.Close())
+	n := checkConsistent(t, path)
+	t.Logf("%d invites answered 201 before the disk filled up, %d rows", created, n)
+	// A 500 may still leave a whole invite (sent, but its status could not
+	// be written); a 201 always does.
+	assert.GreaterOrEqual(t, n, 1+created)
+}
+
+func TestCorruptDatabase(t *testing.T) {
+	t.Parallel()
+	garbage := make([]byte, 64<<10)
+	for i := range garbage {
+		garbage[i] = byte(i*131 + 7)
+	}
+	t.Run("garbage file", func(t *testing.T) {
+		t.Parallel()
+		path := filepath.Join(t.TempDir(), "referral.db")
+		require.NoError(t, os.WriteFile(path, garbage, 0o600))
+		s, err := sqlite.Open(path)
+		require.Error(t, err)
+		assert.Nil(t, s)
+		assert.Contains(t, err.Error(), "sqlite: open")
+	})
+	t.Run("damaged pages", func(t *testing.T) {
+		t.Parallel()
+		user := uuid.NewString()
+		path := seed(t, user)
+		// Keep the first two pages (the header and sqlite_schema, then
+		// schema_migrations), so that the file opens, and overwrite the
+		// codes and invites.
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		require.NoError(t, err)
+		info, err := f.Stat()
+		require.NoError(t, err)
+		const keep = 2 * 4096
+		_, err = f.WriteAt(garbage[:info.Size()-keep], keep)
+		require.NoError(t, err)
+		require.NoError(t, f.Close())
+
+		s, err := sqlite.Open(path)
+		if err != nil {
+			assert.Contains(t, err.Error(), "sqlite: open")
+			t.Logf("Open refused the damaged file: %v", err)
+			return
+		}
+		defer s.Close()
+		h := newHandler(t, s)
+		for _, u := range []string{user, uuid.NewString()} {
+			assert.Equal(t, http.StatusInternalServerError, post(t, h, u, "ann@example.com").Code)
+		}
+	})
+}
