@@ -40,8 +40,9 @@
 //	             UUIDs), unless the host's TokenConfig.AllowUser allows it
 //	        aud  the app's client id (a UUID); other, non-UUID audiences
 //	             are ignored, and exactly one UUID must be present
-//	        exp  required; exp, nbf and iat are checked with a leeway of
-//	             30 s by default
+//	        exp  required; the token is good while now < exp + leeway
+//	             (30 s by default); nbf and iat, if present, are checked
+//	             with the same leeway
 //
 // Keys come from PEM ([ParsePublicKeysPEM]) or a JWKS document
 // ([ParseJWKS]), or are built from an *rsa.PublicKey, *ecdsa.PublicKey or

@@ -45,10 +45,21 @@ func (k VerifyKey) Algorithm() (string, error) {
 		if key == nil || key.N == nil || key.N.BitLen() < minRSABits {
 			return "", fmt.Errorf("auth: key %q: RSA keys need at least %d bits", k.ID, minRSABits)
 		}
+		if key.E < 3 || key.E%2 == 0 {
+			return "", fmt.Errorf("auth: key %q: RSA public exponent is invalid", k.ID)
+		}
 		return "RS256", nil
 	case *ecdsa.PublicKey:
 		if key == nil || key.Curve != elliptic.P256() {
 			return "", fmt.Errorf("auth: key %q: ECDSA keys must be on P-256", k.ID)
+		}
+		// Verification would panic on a missing point (as Bytes does), and
+		// must never run with one off the curve.
+		if key.X == nil || key.Y == nil {
+			return "", fmt.Errorf("auth: key %q: ECDSA key has no point", k.ID)
+		}
+		if _, err := key.Bytes(); err != nil {
+			return "", fmt.Errorf("auth: key %q: %w", k.ID, err)
 		}
 		return "ES256", nil
 	case ed25519.PublicKey:

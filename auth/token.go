@@ -34,8 +34,9 @@ type TokenConfig struct {
 	// exactly one key is configured. If that only key has no ID, it is
 	// used whatever kid a token names.
 	Keys []VerifyKey
-	// Leeway is the clock skew allowed on exp, nbf and iat. Default
-	// DefaultLeeway (30s); negative: none.
+	// Leeway is the clock skew allowed on exp, nbf and iat: a token is
+	// good while now < exp+Leeway, from nbf-Leeway on, and refused if iat
+	// is after now+Leeway. Default DefaultLeeway (30s); negative: none.
 	Leeway time.Duration
 	// CheckApp, if set, is asked about the app a token was issued for (its
 	// client id, from aud) and refuses it by returning an error matching

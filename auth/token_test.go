@@ -3,12 +3,14 @@ package auth_test
 import (
 	"context"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"math/big"
 	"net/http"
 	"strings"
 	"testing"
@@ -324,4 +326,21 @@ func TestTokensNil(t *testing.T) {
 	var a *auth.Tokens
 	_, err := a.Authenticate(request(bearer(rs256(t, claims()))...), userA)
 	assert.ErrorIs(t, err, referral.ErrUnauthenticated)
+}
+
+func TestNewTokensBrokenKeys(t *testing.T) {
+	t.Parallel()
+	k := keys()
+	for name, key := range map[string]any{
+		"EC point missing":   &ecdsa.PublicKey{Curve: elliptic.P256()},
+		"EC point off curve": &ecdsa.PublicKey{Curve: elliptic.P256(), X: big.NewInt(1), Y: big.NewInt(1)},
+		"RSA exponent 1":     &rsa.PublicKey{N: k.rsa.N, E: 1},
+		"RSA exponent even":  &rsa.PublicKey{N: k.rsa.N, E: 65536},
+		"Ed25519 too short":  ed25519.PublicKey(make([]byte, 16)),
+		"Ed25519 private":    k.ed,
+		"unsupported string": "-----BEGIN PUBLIC KEY-----",
+	} {
+		_, err := auth.NewTokens(auth.TokenConfig{Issuer: issuer, Keys: []auth.VerifyKey{{ID: "x", Key: key}}})
+		assert.Error(t, err, name)
+	}
 }
