@@ -27,4 +27,6 @@
 //
 // Times are stored as unix milliseconds in UTC: they come back in UTC with
 // millisecond precision.
+//
+// [Store.Invites] reads every invite back, for tests and inspection.
 package sqlite
