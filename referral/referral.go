@@ -152,13 +152,15 @@ type Owner struct {
 
 // CodeStore keeps referral codes and invites. Implementations must be safe
 // for concurrent use, and their checks must hold across processes that share
-// the store. All times are UTC.
+// the store. Times come back in UTC, equal to what was stored at least to
+// the millisecond. store/storetest is the suite that checks these rules.
 type CodeStore interface {
 	// EnsureCode returns the referral code of (appID, userID), creating it
 	// with newCode if the user has none. A code made by newCode that is
 	// already taken by another user is not used: newCode is called again (a
-	// few times, then ErrCodeTaken). Concurrent first calls for one user all
-	// return the same code.
+	// few times, then ErrCodeTaken). newCode returns codes in canonical form
+	// (see NormalizeCode), which stores keep as given. Concurrent first calls
+	// for one user all return the same code.
 	EnsureCode(ctx context.Context, appID, userID string, newCode func() string) (string, error)
 
 	// RecordInvite stores inv atomically with these checks, in this order:
@@ -167,10 +169,13 @@ type CodeStore interface {
 	//     inv.CreatedAt, nothing is stored and that invite is returned with
 	//     replayed=true (whatever its email).
 	//  2. If the referrer already has lim.MaxPerReferrer invites created
-	//     within lim.Window: a *LimitError.
+	//     within lim.Window, failed ones included: a *LimitError.
 	//  3. If the referrer invited inv.EmailKey within lim.Cooldown and that
 	//     invite has not failed: a *LimitError with Cooldown set.
-	// Otherwise inv is stored as given and returned with replayed=false.
+	// Every window is exclusive at its start: an invite created exactly
+	// lim.Window (Cooldown, IdempotencyTTL) before inv.CreatedAt no longer
+	// counts, so RetryAfter is exact. Otherwise inv is stored as given and
+	// returned with replayed=false.
 	// Concurrent calls never let more invites through than a check allows.
 	RecordInvite(ctx context.Context, inv Invite, lim Limits) (stored Invite, replayed bool, err error)
 
@@ -183,7 +188,8 @@ type CodeStore interface {
 	// ClaimDue claims up to max pending invites whose NextAttemptAt and
 	// LeaseUntil are not after now, oldest due first: each gets Attempts+1
 	// and LeaseUntil = now+lease, and is returned as updated. An invite is
-	// never returned to two callers while its lease holds.
+	// never returned to two callers while its lease holds. max <= 0 claims
+	// nothing.
 	ClaimDue(ctx context.Context, now time.Time, lease time.Duration, max int) ([]Invite, error)
 
 	// ResolveCode returns the owner of a code in canonical form (see

@@ -1,4 +1,5 @@
-// Package memory is an in-memory referral.CodeStore for tests and demos. It
-// enforces every rule of the interface, but holds its data only as long as
-// the process lives and cannot be shared between processes.
+// Package memory holds in-memory stores for tests and demos: Store, a
+// referral.CodeStore, and Keys, an auth.KeyStore and auth.KeyManager. They
+// enforce every rule of their interfaces, but hold their data only as long
+// as the process lives and cannot be shared between processes.
 package memory

@@ -85,6 +85,14 @@ func New(db *sql.DB) (*Store, error) {
 	return s, nil
 }
 
+// Ping reports whether the database answers, for health checks.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("sqlite: ping: %w", err)
+	}
+	return nil
+}
+
 // Close closes the database if Open opened it; otherwise it does nothing.
 func (s *Store) Close() error {
 	if !s.owned {

@@ -1,6 +1,7 @@
-// Package storetest is the conformance suite every referral.CodeStore must
-// pass. A store's own tests call [Run] with a function that makes a fresh,
-// empty store:
+// Package storetest holds the conformance suites every store must pass:
+// [Run] for a referral.CodeStore and [RunKeyStore] for an auth.KeyStore
+// with its auth.KeyManager. A store's own tests call them with a function
+// that makes a fresh, empty store:
 //
 //	func TestConformance(t *testing.T) {
 //		storetest.Run(t, func(t *testing.T) referral.CodeStore { return memory.New() })

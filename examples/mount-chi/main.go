@@ -1,0 +1,75 @@
+// Command mount-chi shows referralkit on a third-party router,
+// github.com/go-chi/chi/v5. Config.UserID reads the path parameter the
+// router's own way: recent chi versions also fill in r.PathValue, but
+// routers that do not (and older chi) need the hook. Access tokens are
+// verified with the issuer's public keys (a JWKS file here).
+//
+//	go run ./examples/mount-chi -jwks issuer-keys.json -issuer https://id.acme.example
+package main
+
+import (
+	"flag"
+	"log"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/referralkit/referralkit/auth"
+	"github.com/referralkit/referralkit/mail/maildir"
+	"github.com/referralkit/referralkit/referral"
+	"github.com/referralkit/referralkit/store/sqlite"
+)
+
+func main() {
+	jwks := flag.String("jwks", "issuer-keys.json", "the token issuer's public keys (JWKS)")
+	issuer := flag.String("issuer", "https://id.acme.example", "the tokens' iss")
+	flag.Parse()
+
+	data, err := os.ReadFile(*jwks)
+	if err != nil {
+		log.Fatal(err)
+	}
+	keys, err := auth.ParseJWKS(data)
+	if err != nil {
+		log.Fatal(err)
+	}
+	store, err := sqlite.Open("app.db")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+	tokens, err := auth.NewTokens(auth.TokenConfig{Issuer: *issuer, Keys: keys, CheckApp: auth.KnownApps(store)})
+	if err != nil {
+		log.Fatal(err)
+	}
+	mailer, err := maildir.New("app-mail")
+	if err != nil {
+		log.Fatal(err)
+	}
+	invites, err := referral.New(referral.Config{
+		Auth:      auth.Either(auth.NewAPIKeys(store), tokens),
+		Store:     store,
+		Mailer:    mailer,
+		From:      "Acme <no-reply@acme.example>",
+		SignupURL: "https://acme.example/signup?ref={code}",
+		// chi keeps path parameters in its own route context.
+		UserID: func(r *http.Request) string { return chi.URLParam(r, "userId") },
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	r := chi.NewRouter()
+	r.Use(middleware.RequestID, middleware.Recoverer)
+	r.Get("/", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("Acme home\n")) })
+	// Handle, not Post: the handler answers other methods itself with a 405
+	// in its JSON envelope.
+	r.Handle("/v1/users/{userId}/referral-invites", invites)
+
+	srv := &http.Server{Addr: "127.0.0.1:8082", Handler: r, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 45 * time.Second}
+	log.Printf("listening on http://%s", srv.Addr)
+	log.Fatal(srv.ListenAndServe())
+}

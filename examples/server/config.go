@@ -1,0 +1,112 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+)
+
+// config is the server's configuration: each field a flag with an
+// environment fallback, as DESIGN.md section 5 lists them.
+type config struct {
+	addr        string
+	db          string
+	smtpURL     string
+	maildir     string
+	from        string
+	signupURL   string
+	delivery    string
+	tokenIssuer string
+	tokenKeys   string
+	corsOrigins string
+}
+
+const devIssuer = "referralkit-dev"
+
+// option is one flag with its environment variable and default.
+type option struct {
+	dst              *string
+	flag, env, value string
+	usage            string
+}
+
+func (c *config) options() []option {
+	return []option{
+		{&c.addr, "addr", "REFERRAL_ADDR", "127.0.0.1:8080", "listen address"},
+		{&c.db, "db", "REFERRAL_DB", "referral.db", "SQLite file path, or a postgres:// URL"},
+		{&c.smtpURL, "smtp", "REFERRAL_SMTP_URL", "", "smtp://user:pass@host:port?tls=starttls|tls|none; empty: write to -maildir"},
+		{&c.maildir, "maildir", "REFERRAL_MAILDIR", "mail", "Maildir folder used when -smtp is empty"},
+		{&c.from, "from", "REFERRAL_FROM", "Referrals <no-reply@localhost>", "sender address"},
+		{&c.signupURL, "signup-url", "REFERRAL_SIGNUP_URL", "http://localhost:8080/signup?ref={code}", "sign-up link template"},
+		{&c.delivery, "delivery", "REFERRAL_DELIVERY", "inline", "inline or queued (queued runs the delivery worker in-process)"},
+		{&c.tokenIssuer, "token-issuer", "REFERRAL_TOKEN_ISSUER", "", "expected iss of access tokens (default " + devIssuer + " with the dev key)"},
+		{&c.tokenKeys, "token-keys", "REFERRAL_TOKEN_KEYS", "", "file with the issuer's public keys (PEM or JWKS); empty: the local development key"},
+		{&c.corsOrigins, "cors-origins", "REFERRAL_CORS_ORIGINS", "", "comma-separated browser origins allowed to call the route"},
+	}
+}
+
+// newFlagSet returns a flag set for name with the options named (all if
+// none), each defaulting to its environment variable when that is set.
+func (c *config) newFlagSet(name string, getenv func(string) string, stderr io.Writer, only ...string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	for _, o := range c.options() {
+		if len(only) > 0 && !contains(only, o.flag) {
+			continue
+		}
+		def := o.value
+		if v := getenv(o.env); v != "" {
+			def = v
+		}
+		fs.StringVar(o.dst, o.flag, def, o.usage+" (env "+o.env+")")
+	}
+	return fs
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// check reports the first misconfiguration it finds, as one line.
+func (c *config) check() error {
+	switch c.delivery {
+	case "inline", "queued":
+	default:
+		return fmt.Errorf("-delivery must be inline or queued, not %q", c.delivery)
+	}
+	if c.addr == "" {
+		return errors.New("-addr is empty")
+	}
+	if c.tokenKeys != "" && c.tokenIssuer == "" {
+		return errors.New("-token-keys needs -token-issuer: the iss that tokens signed with those keys carry")
+	}
+	for _, o := range c.origins() {
+		u, err := url.Parse(o)
+		if o == "*" || err != nil || u.Scheme == "" || u.Host == "" || u.Path != "" {
+			return fmt.Errorf("-cors-origins: %q is not an origin like https://app.example.com", o)
+		}
+	}
+	return nil
+}
+
+func (c *config) origins() []string {
+	var out []string
+	for _, o := range strings.Split(c.corsOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+func (c *config) isPostgres() bool {
+	return strings.HasPrefix(c.db, "postgres://") || strings.HasPrefix(c.db, "postgresql://")
+}

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
+
+type okStore struct{ backend }
+
+// TestCORSPreflight sends the preflight a browser sends before a fetch with
+// an access token and a JSON body, and the request that follows.
+func TestCORSPreflight(t *testing.T) {
+	t.Parallel()
+	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusCreated) })
+	h := routes(app, okStore{}, []string{"https://app.example.com"})
+
+	tests := []struct {
+		name, origin, headers string
+		allowed               bool
+	}{
+		{"listed origin", "https://app.example.com", "authorization,content-type", true},
+		{"with idempotency key", "https://app.example.com", "authorization,content-type,idempotency-key", true},
+		{"other origin", "https://evil.example", "authorization,content-type", false},
+		{"header not allowed", "https://app.example.com", "authorization,x-api-key", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodOptions, "/v1/users/6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b/referral-invites", nil)
+			req.Header.Set("Origin", tt.origin)
+			req.Header.Set("Access-Control-Request-Method", "POST")
+			req.Header.Set("Access-Control-Request-Headers", tt.headers)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if tt.allowed {
+				assert.Equal(t, tt.origin, rec.Header().Get("Access-Control-Allow-Origin"))
+				assert.Contains(t, rec.Header().Get("Access-Control-Allow-Methods"), "POST")
+				assert.Equal(t, tt.headers, rec.Header().Get("Access-Control-Allow-Headers"))
+				assert.Less(t, rec.Code, 300)
+			} else {
+				assert.Empty(t, rec.Header().Get("Access-Control-Allow-Origin"))
+			}
+		})
+	}
+
+	req := httptest.NewRequest(http.MethodPost, "/v1/users/6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b/referral-invites", nil)
+	req.Header.Set("Origin", "https://app.example.com")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	assert.Equal(t, http.StatusCreated, rec.Code)
+	assert.Equal(t, "https://app.example.com", rec.Header().Get("Access-Control-Allow-Origin"))
+	assert.Contains(t, rec.Header().Get("Access-Control-Expose-Headers"), "X-Request-Id")
+}

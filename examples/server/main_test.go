@@ -1,0 +1,328 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"mime"
+	"net/http"
+	netmail "net/mail"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const tourUser = "6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b"
+
+// buildServer builds the server binary once per test run.
+func buildServer(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "server")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	require.NoError(t, err, "go build: %s", out)
+	return bin
+}
+
+// server is the binary running in its own temporary folder.
+type server struct {
+	cmd     *exec.Cmd
+	dir     string
+	url     string
+	startup string        // the log up to "listening"
+	logs    *bytes.Buffer // the rest, to be read after done
+	done    chan error
+}
+
+// startServer starts bin in a fresh folder on a free port and waits until
+// it listens.
+func startServer(t *testing.T, bin string, args ...string) *server {
+	t.Helper()
+	s := &server{dir: t.TempDir(), logs: &bytes.Buffer{}, done: make(chan error, 1)}
+	s.cmd = exec.Command(bin, append([]string{"-addr", "127.0.0.1:0"}, args...)...)
+	s.cmd.Dir = s.dir
+	s.cmd.Env = cleanEnv()
+	stderr, err := s.cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, s.cmd.Start())
+	t.Cleanup(func() { s.cmd.Process.Kill() })
+	listening := regexp.MustCompile(`addr=(http://127\.0\.0\.1:\d+)`)
+	sc := bufio.NewScanner(stderr)
+	var startup strings.Builder
+	for sc.Scan() {
+		line := sc.Text()
+		startup.WriteString(line + "\n")
+		if m := listening.FindStringSubmatch(line); m != nil {
+			s.url = m[1]
+			break
+		}
+	}
+	s.startup = startup.String()
+	require.NotEmpty(t, s.url, "server did not start:\n%s", s.startup)
+	go func() {
+		io.Copy(s.logs, stderr) // keeps the pipe drained; read only after done
+		s.done <- s.cmd.Wait()
+	}()
+	return s
+}
+
+// cleanEnv is the environment without REFERRAL_ variables, so that a
+// developer's settings do not leak into the test.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "REFERRAL_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (s *server) stop(t *testing.T) string {
+	t.Helper()
+	require.NoError(t, s.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-s.done:
+		require.NoError(t, err, "exit after SIGTERM:\n%s", s.logs)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("server did not stop after SIGTERM")
+	}
+	return s.logs.String()
+}
+
+type credentials struct {
+	ClientID string `json:"clientId"`
+	APIKey   string `json:"apiKey"`
+	Type     string `json:"type"`
+}
+
+func createKey(t *testing.T, bin, dir string, args ...string) credentials {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"keys", "create", "-json"}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = cleanEnv()
+	out, err := cmd.Output()
+	require.NoError(t, err)
+	var c credentials
+	require.NoError(t, json.Unmarshal(out, &c))
+	return c
+}
+
+// waitForMail waits for n messages in the Maildir and returns them parsed.
+func waitForMail(t *testing.T, dir string, n int) []*netmail.Message {
+	t.Helper()
+	var files []string
+	require.Eventually(t, func() bool {
+		files, _ = filepath.Glob(filepath.Join(dir, "mail", "new", "*"))
+		return len(files) >= n
+	}, 20*time.Second, 20*time.Millisecond, "waiting for %d messages", n)
+	var msgs []*netmail.Message
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		require.NoError(t, err)
+		m, err := netmail.ReadMessage(bytes.NewReader(raw))
+		require.NoError(t, err)
+		msgs = append(msgs, m)
+	}
+	return msgs
+}
+
+// TestNewcomerTour is the README's five-minute tour, as CI runs it: build
+// the server, start it in an empty folder, create a key, send an invite
+// with curl, with fetch and with an access token, and find the messages.
+func TestNewcomerTour(t *testing.T) {
+	t.Parallel()
+	bin := buildServer(t)
+	s := startServer(t, bin)
+	assert.Contains(t, s.startup, "next: create an API key with: go run ./examples/server keys create")
+	assert.Contains(t, s.startup, filepath.Join(s.dir, "mail", "new"))
+	assert.Contains(t, s.startup, filepath.Join(s.dir, "referral.db"))
+	assert.Contains(t, s.startup, "DEVELOPMENT key")
+
+	creds := createKey(t, bin, s.dir)
+	assert.Equal(t, "write", creds.Type)
+
+	sent := 0
+	for _, block := range []string{"curl", "fetch"} {
+		t.Run(block, func(t *testing.T) {
+			script := readmeBlock(t, block)
+			script = strings.ReplaceAll(script, "http://127.0.0.1:8080", s.url)
+			var cmd *exec.Cmd
+			if block == "curl" {
+				cmd = exec.Command("bash", "-c", "set -e\n"+script)
+			} else {
+				node, err := exec.LookPath("node")
+				if err != nil {
+					t.Skip("node is not installed: the README's fetch snippet is not run")
+				}
+				cmd = exec.Command(node, "--input-type=module", "-e", script)
+			}
+			cmd.Env = append(cleanEnv(), "CLIENT_ID="+creds.ClientID, "API_KEY="+creds.APIKey)
+			out, err := cmd.CombinedOutput()
+			require.NoError(t, err, "%s", out)
+			assert.Contains(t, string(out), `"success":true`)
+			sent++
+		})
+	}
+
+	// An access token from the token command, as a browser would send it.
+	cmd := exec.Command(bin, "token", "-app", creds.ClientID, "-user", tourUser)
+	cmd.Dir = s.dir
+	tok, err := cmd.Output()
+	require.NoError(t, err)
+	req, _ := http.NewRequest(http.MethodPost, s.url+"/v1/users/"+tourUser+"/referral-invites",
+		strings.NewReader(`{"email":"token-friend@example.com","language":"JP"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusCreated, resp.StatusCode)
+	sent++
+
+	resp, err = http.Get(s.url + "/healthz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+
+	msgs := waitForMail(t, s.dir, sent)
+	subjects := map[string]string{}
+	dec := new(mime.WordDecoder)
+	for _, m := range msgs {
+		subject, err := dec.DecodeHeader(m.Header.Get("Subject"))
+		require.NoError(t, err)
+		subjects[m.Header.Get("To")] = subject
+		assert.NotEmpty(t, m.Header.Get("Message-Id"))
+	}
+	assert.Equal(t, "ご招待のお知らせ", subjects["<token-friend@example.com>"])
+	logs := s.stop(t)
+	assert.Contains(t, logs, "stopped")
+}
+
+func TestQueuedDelivery(t *testing.T) {
+	t.Parallel()
+	bin := buildServer(t)
+	s := startServer(t, bin, "-delivery", "queued")
+	creds := createKey(t, bin, s.dir)
+	for _, email := range []string{"a@example.com", "b@example.com", "c@example.com"} {
+		req, _ := http.NewRequest(http.MethodPost, s.url+"/v1/users/"+tourUser+"/referral-invites",
+			strings.NewReader(`{"email":"`+email+`","language":"en"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-API-KEY", creds.APIKey)
+		req.Header.Set("X-API-KEY-TYPE", "write")
+		req.Header.Set("X-CLIENT-ID", creds.ClientID)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusCreated, resp.StatusCode)
+	}
+	assert.Len(t, waitForMail(t, s.dir, 3), 3)
+	s.stop(t)
+}
+
+// readmeBlock returns the README code block that follows the marker
+// <!-- tour:NAME -->.
+func readmeBlock(t *testing.T, name string) string {
+	t.Helper()
+	raw, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	_, after, ok := strings.Cut(string(raw), "<!-- tour:"+name+" -->")
+	require.True(t, ok, "README has no tour:%s block", name)
+	_, after, _ = strings.Cut(after, "```")
+	_, after, _ = strings.Cut(after, "\n") // the fence's language
+	block, _, _ := strings.Cut(after, "```")
+	return block
+}
+
+func TestMisconfigurationStopsWithOneLine(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown delivery", []string{"-delivery", "later"}, "-delivery must be inline or queued"},
+		{"bad smtp url", []string{"-smtp", "smtp://user:hunter2@mail.example.com:587?tls=maybe"}, "-smtp"},
+		{"plaintext to a remote host", []string{"-smtp", "smtp://mail.example.com:25?tls=none"}, "-smtp"},
+		{"unreadable key file", []string{"-token-issuer", "https://id.example", "-token-keys", filepath.Join(dir, "missing.pem")}, "-token-keys"},
+		{"keys without issuer", []string{"-token-keys", filepath.Join(dir, "missing.pem")}, "-token-issuer"},
+		{"bad signup url", []string{"-signup-url", "http://x.example/no-code"}, "SignupURL"},
+		{"bad origin", []string{"-cors-origins", "*"}, "-cors-origins"},
+		{"bad address", []string{"-addr", "256.0.0.1:99999"}, "-addr"},
+		{"unknown command", []string{"serve"}, "unknown command"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr bytes.Buffer
+			args := append([]string{"-db", filepath.Join(t.TempDir(), "r.db"), "-maildir", filepath.Join(t.TempDir(), "mail")}, tt.args...)
+			code := run(context.Background(), args, func(string) string { return "" }, &stdout, &stderr)
+			assert.Equal(t, 2, code)
+			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+			assert.Len(t, lines, 1, "one line: %q", stderr.String())
+			assert.Contains(t, lines[0], tt.want)
+			assert.NotContains(t, stderr.String(), "hunter2")
+		})
+	}
+}
+
+func TestEnvironmentFallbacks(t *testing.T) {
+	t.Parallel()
+	var c config
+	env := map[string]string{"REFERRAL_DELIVERY": "queued", "REFERRAL_ADDR": "127.0.0.1:9999"}
+	fs := c.newFlagSet("server", func(k string) string { return env[k] }, io.Discard)
+	require.NoError(t, fs.Parse([]string{"-addr", "127.0.0.1:7777"}))
+	assert.Equal(t, "queued", c.delivery, "env when no flag")
+	assert.Equal(t, "127.0.0.1:7777", c.addr, "the flag wins over env")
+	assert.Equal(t, "referral.db", c.db, "default when neither")
+	assert.Equal(t, "mail", c.maildir)
+	assert.Equal(t, "Referrals <no-reply@localhost>", c.from)
+	assert.Equal(t, "http://localhost:8080/signup?ref={code}", c.signupURL)
+}
+
+func TestKeysCommands(t *testing.T) {
+	t.Parallel()
+	db := filepath.Join(t.TempDir(), "r.db")
+	env := func(k string) string {
+		if k == "REFERRAL_DB" {
+			return db
+		}
+		return ""
+	}
+	runOK := func(args ...string) string {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), args, env, &stdout, &stderr)
+		require.Equal(t, 0, code, "%v: %s", args, stderr.String())
+		return stdout.String()
+	}
+	var creds credentials
+	require.NoError(t, json.Unmarshal([]byte(runOK("keys", "create", "-json", "-type", "read")), &creds))
+	assert.Equal(t, "read", creds.Type)
+	out := runOK("keys", "create", "-app", creds.ClientID)
+	assert.Contains(t, out, creds.ClientID)
+	assert.Contains(t, out, "shown only this once")
+
+	list := runOK("keys", "list", "-app", creds.ClientID)
+	assert.Equal(t, 3, strings.Count(list, "\n"), "a header and two keys:\n%s", list)
+	assert.NotContains(t, list, creds.APIKey[12:], "list never shows a secret")
+
+	prefix := strings.Split(creds.APIKey, "_")[1]
+	assert.Contains(t, runOK("keys", "revoke", "-app", creds.ClientID, "-key", prefix), "revoked 1 key")
+	assert.Contains(t, runOK("keys", "revoke", "-app", creds.ClientID), "revoked 1 key")
+
+	var stderr bytes.Buffer
+	assert.NotEqual(t, 0, run(context.Background(), []string{"keys", "list"}, env, io.Discard, &stderr))
+	assert.Contains(t, stderr.String(), "-app")
+	assert.NotEqual(t, 0, run(context.Background(), []string{"token", "-app", "x", "-user", tourUser}, env, io.Discard, &stderr))
+}
