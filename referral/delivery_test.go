@@ -515,6 +515,96 @@ func TestE2EHungServerTimesOut(t *testing.T) {
 	}
 }
 
+// TestE2ECancelledWorkerHandsInviteBack: a worker stopped while the
+// server hangs gives its invite back as it was, due at once and without a
+// failure recorded, and the next worker delivers it.
+func TestE2ECancelledWorkerHandsInviteBack(t *testing.T) {
+	t.Parallel()
+	srv := e2eServer(t)
+	store := memory.New()
+	h := e2eHandler(t, store, e2eMailer(t, srv, nil), func(c *referral.Config) {
+		c.SendTimeout = time.Minute // the cancel, not a timeout, ends the attempt
+	})
+	checkEnvelope(t, e2ePost(h, "bob@example.com", "en"), http.StatusCreated)
+	srv.SetFault(smtptest.Fault{At: smtptest.AtMail, Hang: true, Times: -1})
+	stop := e2eRun(t, h)
+	require.Eventually(t, func() bool { return e2eInvites(t, store)[0].Attempts == 1 }, e2eWait, 5*time.Millisecond)
+	stop()
+
+	inv := e2eInvites(t, store)[0]
+	assert.Equal(t, referral.StatusPending, inv.Status)
+	assert.Equal(t, 1, inv.Attempts)
+	assert.True(t, inv.LeaseUntil.IsZero(), "lease released")
+	assert.Empty(t, inv.LastError, "a stop is no delivery failure")
+	assert.False(t, inv.NextAttemptAt.After(time.Now()), "due again at once")
+
+	srv.SetFault(smtptest.Fault{})
+	assert.Equal(t, 1, e2eDrain(t, h))
+	inv = e2eInvites(t, store)[0]
+	assert.Equal(t, referral.StatusSent, inv.Status)
+	assert.Equal(t, 2, inv.Attempts)
+	e2eCheckOnceEach(t, srv, []referral.Invite{inv})
+}
+
+// TestE2EExpiredLeaseLosesToNewerAttempt: a worker whose lease ran out
+// while its server hung cannot overwrite the outcome of the worker that
+// claimed the invite after it.
+func TestE2EExpiredLeaseLosesToNewerAttempt(t *testing.T) {
+	t.Parallel()
+	stores := []struct {
+		name string
+		open func(t *testing.T) referral.CodeStore
+	}{
+		{"memory", func(*testing.T) referral.CodeStore { return memory.New() }},
+		{"sqlite", func(t *testing.T) referral.CodeStore {
+			return e2eSQLite(t, filepath.Join(t.TempDir(), "referral.db"))
+		}},
+	}
+	for _, st := range stores {
+		t.Run(st.name, func(t *testing.T) {
+			t.Parallel()
+			store := st.open(t)
+			// The old worker's server hangs; the new worker's answers.
+			hung, healthy := e2eServer(t), e2eServer(t)
+			hung.SetFault(smtptest.Fault{At: smtptest.AtMail, Hang: true, Times: -1})
+			old := e2eHandler(t, store, e2eMailer(t, hung, nil), func(c *referral.Config) {
+				c.SendTimeout = time.Minute
+			})
+			checkEnvelope(t, e2ePost(old, "bob@example.com", "en"), http.StatusCreated)
+			oldDone := make(chan error, 1)
+			go func() {
+				_, err := old.DeliverDue(context.Background())
+				oldDone <- err
+			}()
+			// Claimed, and connected: DropConnections below will end it.
+			require.Eventually(t, func() bool {
+				return e2eInvites(t, store)[0].Attempts == 1 && hung.Connections() == 1
+			}, e2eWait, 5*time.Millisecond)
+
+			// The new worker's clock is past the old worker's lease.
+			fresh := e2eHandler(t, store, e2eMailer(t, healthy, nil), func(c *referral.Config) {
+				c.Now = func() time.Time { return time.Now().Add(2 * time.Hour) }
+			})
+			assert.Equal(t, 1, e2eDrain(t, fresh))
+			// Now the old attempt fails and tries to record a retry.
+			hung.DropConnections()
+			select {
+			case err := <-oldDone:
+				require.NoError(t, err)
+			case <-time.After(e2eWait):
+				t.Fatal("the old worker did not return")
+			}
+
+			inv := e2eInvites(t, store)[0]
+			assert.Equal(t, referral.StatusSent, inv.Status)
+			assert.Equal(t, 2, inv.Attempts)
+			assert.Empty(t, inv.LastError, "the old attempt's failure was not recorded")
+			assert.Empty(t, hung.Messages())
+			e2eCheckOnceEach(t, healthy, []referral.Invite{inv})
+		})
+	}
+}
+
 // TestE2EServerDownThenUp: while the server refuses connections every
 // invite stays pending; once it is back, Run delivers each exactly once.
 func TestE2EServerDownThenUp(t *testing.T) {
