@@ -7,7 +7,14 @@ import (
 	"io"
 	"net/url"
 	"strings"
+	"time"
 )
+
+// duration returns a flag value that check has validated.
+func duration(s string) time.Duration {
+	d, _ := time.ParseDuration(s)
+	return d
+}
 
 // config is the server's configuration: each field a flag with an
 // environment fallback, as DESIGN.md section 5 lists them.
@@ -22,6 +29,9 @@ type config struct {
 	tokenIssuer string
 	tokenKeys   string
 	corsOrigins string
+	// Not in DESIGN.md's table: tuning for queued delivery and load tests.
+	sendTimeout  string
+	retryBackoff string
 }
 
 const devIssuer = "referralkit-dev"
@@ -45,6 +55,8 @@ func (c *config) options() []option {
 		{&c.tokenIssuer, "token-issuer", "REFERRAL_TOKEN_ISSUER", "", "expected iss of access tokens (default " + devIssuer + " with the dev key)"},
 		{&c.tokenKeys, "token-keys", "REFERRAL_TOKEN_KEYS", "", "file with the issuer's public keys (PEM or JWKS); empty: the local development key"},
 		{&c.corsOrigins, "cors-origins", "REFERRAL_CORS_ORIGINS", "", "comma-separated browser origins allowed to call the route"},
+		{&c.sendTimeout, "send-timeout", "REFERRAL_SEND_TIMEOUT", "15s", "bound on one delivery attempt"},
+		{&c.retryBackoff, "retry-backoff", "REFERRAL_RETRY_BACKOFF", "30s", "queued delivery: first retry delay, doubling with jitter up to 1h"},
 	}
 }
 
@@ -81,6 +93,11 @@ func (c *config) check() error {
 	case "inline", "queued":
 	default:
 		return fmt.Errorf("-delivery must be inline or queued, not %q", c.delivery)
+	}
+	for _, d := range []struct{ flag, v string }{{"-send-timeout", c.sendTimeout}, {"-retry-backoff", c.retryBackoff}} {
+		if v, err := time.ParseDuration(d.v); err != nil || v <= 0 {
+			return fmt.Errorf("%s must be a positive duration like 15s, not %q", d.flag, d.v)
+		}
 	}
 	if c.addr == "" {
 		return errors.New("-addr is empty")

@@ -261,6 +261,8 @@ func TestMisconfigurationStopsWithOneLine(t *testing.T) {
 		{"bad origin", []string{"-cors-origins", "*"}, "-cors-origins"},
 		{"bad address", []string{"-addr", "256.0.0.1:99999"}, "-addr"},
 		{"unknown command", []string{"serve"}, "unknown command"},
+		{"bad send timeout", []string{"-send-timeout", "soon"}, "-send-timeout"},
+		{"negative backoff", []string{"-retry-backoff", "-1s"}, "-retry-backoff"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -61,13 +61,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		delivery = referral.Queued
 	}
 	h, err := referral.New(referral.Config{
-		Auth:      auth.Either(auth.NewAPIKeys(store), tokens),
-		Store:     store,
-		Mailer:    mailer,
-		From:      c.from,
-		SignupURL: c.signupURL,
-		Delivery:  delivery,
-		Logger:    log,
+		Auth:         auth.Either(auth.NewAPIKeys(store), tokens),
+		Store:        store,
+		Mailer:       mailer,
+		From:         c.from,
+		SignupURL:    c.signupURL,
+		Delivery:     delivery,
+		SendTimeout:  duration(c.sendTimeout),
+		RetryBackoff: duration(c.retryBackoff),
+		Logger:       log,
 	})
 	if err != nil {
 		return usageError{err}
@@ -81,8 +83,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		Handler:           routes(h, store, c.origins()),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
-		// Inline delivery may take up to the send timeout (15s).
-		WriteTimeout:   45 * time.Second,
+		// Inline delivery may take up to the send timeout.
+		WriteTimeout:   duration(c.sendTimeout) + 30*time.Second,
 		IdleTimeout:    2 * time.Minute,
 		MaxHeaderBytes: 64 << 10,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
