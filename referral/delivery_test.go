@@ -374,7 +374,7 @@ func TestE2EQueuedDelivery(t *testing.T) {
 	}
 }
 
-// stages are the commands a scripted reply can answer.
+// e2eStages are the commands a scripted reply can answer.
 var e2eStages = []struct {
 	name string
 	at   smtptest.Stage
