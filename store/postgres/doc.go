@@ -1,0 +1,37 @@
+// Package postgres is the referral.CodeStore, auth.KeyStore and
+// auth.KeyManager for host apps that run several instances on one PostgreSQL
+// database, through github.com/jackc/pgx/v5.
+//
+// [Open] takes a URL and makes a pool the store owns; [New] takes a
+// *pgxpool.Pool the caller owns. Both apply the schema first.
+//
+// Concurrency: every check of the contract holds across connections and
+// processes. RecordInvite takes a transaction-scoped advisory lock on the
+// referrer (pg_advisory_xact_lock) before it checks the idempotency key, the
+// limit and the cooldown and inserts, all in one round trip, so that no
+// race lets more invites through than a limit allows; invites of different
+// referrers do not wait for each other. ClaimDue claims with FOR UPDATE SKIP
+// LOCKED and a lease, so that workers in several processes never get one
+// invite at the same time. EnsureCode relies on the unique keys of the codes
+// table: a code taken by another user is retried with a new one, and
+// concurrent first calls for one user all return the code the first insert
+// stored.
+//
+// Schema: the SQL files under migrations/ are embedded and applied in the
+// order of their numeric prefix (0001_x.sql, 0002_y.sql, ...), each once,
+// recorded in the schema_migrations table, all in one transaction that holds
+// an advisory lock on the schema: instances starting at once apply each file
+// once. Tables go in the first schema of the connections' search_path, so
+// several stores can share a database in schemas of their own (set
+// search_path in the URL or the pool's RuntimeParams).
+//
+// Times are timestamptz: they come back in UTC, with microsecond precision.
+//
+// Cancellation: every method returns when its context ends, with an error
+// that matches the context's. A pool made by Open also sends the server a
+// cancel request then, so that a statement still waiting for a lock is
+// abandoned rather than completed after the caller gave up (callers of New
+// choose for their pool: pgconn.CancelRequestContextWatcherHandler). As with
+// any database, a call cancelled while its commit is under way may still
+// have stored its work.
+package postgres

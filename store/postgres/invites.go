@@ -1,0 +1,220 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/referralkit/referralkit/referral"
+)
+
+// inviteColumns are the columns scanInvite reads, in its order.
+const inviteColumns = `id, app_id, referrer_id, email, email_key, language, code, idempotency_key,
+	status, attempts, last_error, next_attempt_at, lease_until, created_at, updated_at`
+
+// scanInvite reads one row of inviteColumns.
+func scanInvite(row pgx.Row) (referral.Invite, error) {
+	var (
+		inv                referral.Invite
+		status             string
+		next, created, upd time.Time
+		lease              *time.Time
+	)
+	err := row.Scan(&inv.ID, &inv.AppID, &inv.ReferrerID, &inv.Email, &inv.EmailKey, &inv.Language, &inv.Code,
+		&inv.IdempotencyKey, &status, &inv.Attempts, &inv.LastError, &next, &lease, &created, &upd)
+	if err != nil {
+		return referral.Invite{}, err
+	}
+	inv.Status = referral.Status(status)
+	inv.NextAttemptAt, inv.LeaseUntil = next.UTC(), fromNull(lease)
+	inv.CreatedAt, inv.UpdatedAt = created.UTC(), upd.UTC()
+	return inv, nil
+}
+
+// lockReferrerSQL serializes RecordInvite per referrer, across every
+// connection and process, until the end of the transaction.
+//
+// An advisory lock rather than a row lock (say, SELECT ... FOR UPDATE on a
+// per-referrer row): the referrer of a first invite has no row to lock yet,
+// so a row lock would need an upsert first, which writes (and leaves a dead
+// tuple) on every invite; the advisory lock writes nothing, needs no table,
+// and is released by the commit or rollback. Two referrers whose keys hash
+// alike merely queue behind each other.
+const lockReferrerSQL = `SELECT pg_advisory_xact_lock($1, hashtext($2 || '/' || $3))`
+
+// recordSQL does RecordInvite's three checks and, if all pass, the insert.
+// It returns the id of the invite to replay, the created_at of the invite
+// whose leaving the window ends the limit, that of the invite that started
+// the cooldown (each NULL when its check passes or is off), and whether it
+// inserted. Every window is exclusive at its start: an invite created exactly
+// Window ago no longer counts, so retrying RetryAfter later succeeds.
+const recordSQL = `WITH
+replay AS (
+	SELECT id FROM invites
+	WHERE @replay_on::boolean AND app_id = @app_id AND referrer_id = @referrer_id
+		AND idempotency_key = @idempotency_key AND idempotency_key <> '' AND created_at > @replay_since
+	ORDER BY created_at DESC LIMIT 1
+),
+window_full AS (
+	-- The MaxPerReferrer-th newest invite in the window, if there is one,
+	-- is the one that has to leave it first.
+	SELECT created_at FROM invites
+	WHERE @max_per_referrer::integer > 0 AND app_id = @app_id AND referrer_id = @referrer_id
+		AND created_at > @window_since
+	ORDER BY created_at DESC LIMIT 1 OFFSET greatest(@max_per_referrer::integer - 1, 0)
+),
+cooling AS (
+	SELECT created_at FROM invites
+	WHERE @cooldown_on::boolean AND app_id = @app_id AND referrer_id = @referrer_id
+		AND email_key = @email_key AND status <> 'failed' AND created_at > @cooldown_since
+	ORDER BY created_at DESC LIMIT 1
+),
+inserted AS (
+	INSERT INTO invites (` + inviteColumns + `)
+	SELECT @id::text, @app_id::text, @referrer_id::text, @email::text, @email_key::text, @language::text,
+		@code::text, @idempotency_key::text, @status::text, @attempts::integer, @last_error::text,
+		@next_attempt_at::timestamptz, @lease_until::timestamptz, @created_at::timestamptz, @updated_at::timestamptz
+	WHERE NOT EXISTS (SELECT FROM replay) AND NOT EXISTS (SELECT FROM window_full) AND NOT EXISTS (SELECT FROM cooling)
+	RETURNING 1
+)
+SELECT (SELECT id FROM replay), (SELECT created_at FROM window_full), (SELECT created_at FROM cooling),
+	EXISTS (SELECT FROM inserted)`
+
+func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim referral.Limits) (referral.Invite, bool, error) {
+	inv.NextAttemptAt, inv.LeaseUntil = stored(inv.NextAttemptAt), stored(inv.LeaseUntil)
+	inv.CreatedAt, inv.UpdatedAt = stored(inv.CreatedAt), stored(inv.UpdatedAt)
+	now := inv.CreatedAt
+
+	// One round trip: a batch runs in one implicit transaction, so the lock
+	// is held until the check-and-insert has committed. The latter is a
+	// statement of its own because under READ COMMITTED each statement reads
+	// a snapshot taken when it starts: after the lock, it sees every invite
+	// of the referrer that an earlier holder committed.
+	b := &pgx.Batch{}
+	b.Queue(lockReferrerSQL, lockReferrer, inv.AppID, inv.ReferrerID)
+	b.Queue(recordSQL, pgx.NamedArgs{
+		"replay_on":        inv.IdempotencyKey != "" && lim.IdempotencyTTL > 0,
+		"replay_since":     now.Add(-lim.IdempotencyTTL),
+		"max_per_referrer": max(lim.MaxPerReferrer, 0),
+		"window_since":     now.Add(-lim.Window),
+		"cooldown_on":      lim.Cooldown > 0,
+		"cooldown_since":   now.Add(-lim.Cooldown),
+		"id":               inv.ID,
+		"app_id":           inv.AppID,
+		"referrer_id":      inv.ReferrerID,
+		"email":            inv.Email,
+		"email_key":        inv.EmailKey,
+		"language":         inv.Language,
+		"code":             inv.Code,
+		"idempotency_key":  inv.IdempotencyKey,
+		"status":           string(inv.Status),
+		"attempts":         inv.Attempts,
+		"last_error":       inv.LastError,
+		"next_attempt_at":  inv.NextAttemptAt,
+		"lease_until":      nullTime(inv.LeaseUntil),
+		"created_at":       inv.CreatedAt,
+		"updated_at":       inv.UpdatedAt,
+	})
+	var (
+		replayID            *string
+		windowFull, cooling *time.Time
+		inserted            bool
+	)
+	br := s.pool.SendBatch(ctx, b)
+	_, err := br.Exec()
+	if err == nil {
+		err = br.QueryRow().Scan(&replayID, &windowFull, &cooling, &inserted)
+	}
+	// Close reports the commit's outcome.
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	switch {
+	case err != nil:
+		return referral.Invite{}, false, wrap(ctx, "record invite", err)
+	case replayID != nil:
+		first, err := scanInvite(s.pool.QueryRow(ctx, `SELECT `+inviteColumns+` FROM invites WHERE id = $1`, *replayID))
+		if err != nil {
+			return referral.Invite{}, false, wrap(ctx, "record invite: reading the replayed invite", err)
+		}
+		return first, true, nil
+	case windowFull != nil:
+		return referral.Invite{}, false, &referral.LimitError{RetryAfter: windowFull.Add(lim.Window).Sub(now)}
+	case cooling != nil:
+		return referral.Invite{}, false, &referral.LimitError{RetryAfter: cooling.Add(lim.Cooldown).Sub(now), Cooldown: true}
+	case !inserted:
+		return referral.Invite{}, false, errors.New("postgres: record invite: no check refused the invite, yet none was stored")
+	}
+	return inv, false, nil
+}
+
+func (s *Store) UpdateDelivery(ctx context.Context, id string, d referral.Delivery) error {
+	// next_attempt_at changes only for a retry.
+	_, err := s.pool.Exec(ctx, `UPDATE invites
+		SET status = @status, last_error = @last_error,
+			next_attempt_at = CASE WHEN @status = 'pending' THEN @next_attempt_at ELSE next_attempt_at END,
+			lease_until = NULL, updated_at = @at
+		WHERE id = @id AND status = 'pending' AND attempts = @attempt`,
+		pgx.NamedArgs{
+			"status":          string(d.Status),
+			"last_error":      d.LastError,
+			"next_attempt_at": d.NextAttemptAt,
+			"at":              d.At,
+			"id":              id,
+			"attempt":         d.Attempt,
+		})
+	if err != nil {
+		return wrap(ctx, "update delivery", err)
+	}
+	return nil
+}
+
+func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration, max int) ([]referral.Invite, error) {
+	if max <= 0 {
+		return nil, nil
+	}
+	now = stored(now)
+	// SKIP LOCKED: concurrent claimers take the next due invites instead of
+	// queueing behind each other. A row another claimer has just committed
+	// is read again when locked, and dropped as no longer due.
+	rows, err := s.pool.Query(ctx, `WITH due AS (
+			SELECT id FROM invites
+			WHERE status = 'pending' AND next_attempt_at <= @now AND (lease_until IS NULL OR lease_until <= @now)
+			ORDER BY next_attempt_at, id
+			LIMIT @max
+			FOR UPDATE SKIP LOCKED
+		)
+		UPDATE invites AS i SET attempts = i.attempts + 1, lease_until = @lease_until, updated_at = @now
+		FROM due WHERE i.id = due.id
+		RETURNING `+prefixed("i.", inviteColumns),
+		pgx.NamedArgs{"now": now, "lease_until": now.Add(lease), "max": max})
+	if err != nil {
+		return nil, wrap(ctx, "claim due", err)
+	}
+	claimed, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (referral.Invite, error) { return scanInvite(r) })
+	if err != nil {
+		return nil, wrap(ctx, "claim due", err)
+	}
+	// RETURNING has no order of its own.
+	slices.SortFunc(claimed, byDue)
+	return claimed, nil
+}
+
+// prefixed qualifies each of the comma-separated columns with p.
+func prefixed(p, columns string) string {
+	cols := strings.Split(columns, ",")
+	for i, c := range cols {
+		cols[i] = p + strings.TrimSpace(c)
+	}
+	return strings.Join(cols, ", ")
+}
+
+// byDue orders invites oldest due first, ties by id (UUIDv7: creation order).
+func byDue(a, b referral.Invite) int {
+	return cmp.Or(a.NextAttemptAt.Compare(b.NextAttemptAt), strings.Compare(a.ID, b.ID))
+}

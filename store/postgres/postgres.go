@@ -1,0 +1,135 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/referralkit/referralkit/auth"
+	"github.com/referralkit/referralkit/referral"
+)
+
+// Store is a referral.CodeStore, auth.KeyStore and auth.KeyManager in a
+// PostgreSQL database. It is safe for concurrent use, and its checks hold
+// across every process that shares the database. Build it with [Open] or
+// [New].
+type Store struct {
+	pool *pgxpool.Pool
+	// owned: Close closes pool (Open made it).
+	owned bool
+}
+
+var (
+	_ referral.CodeStore = (*Store)(nil)
+	_ auth.KeyStore      = (*Store)(nil)
+	_ auth.KeyManager    = (*Store)(nil)
+)
+
+// Advisory lock namespaces: the first key of pg_advisory_xact_lock(int, int),
+// so that the store's locks cannot meet those of other code sharing the
+// database (which would only make both wait, but needlessly).
+const (
+	lockMigrate  int32 = 0x52464b30 // "RFK0"
+	lockReferrer int32 = 0x52464b31 // "RFK1"
+)
+
+// cancelDeadline is how long a connection whose context ended waits for the
+// server to confirm the cancel request before it is closed; see Open.
+const cancelDeadline = 5 * time.Second
+
+// Open connects to the database at url (a postgres:// URL or a key=value
+// DSN, as pgxpool.ParseConfig reads it, including pool_max_conns and
+// search_path) and applies the schema. Close the store to close its pool.
+//
+// The pool it makes sends the server a cancel request when a call's context
+// ends, so that a statement waiting on a lock stops there rather than running
+// on after the caller has gone.
+func Open(ctx context.Context, url string) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		// pgx's message may quote the URL, password included.
+		return nil, errors.New("postgres: open: the URL is not a valid PostgreSQL connection string")
+	}
+	cfg.ConnConfig.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: cancelDeadline}
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: open: %w", err)
+	}
+	s, err := New(ctx, pool)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	s.owned = true
+	return s, nil
+}
+
+// New returns a store on pool, which the caller keeps: Close does not close
+// it. It applies the schema first, in the schema that pool's connections
+// create tables in (the first of their search_path). Several processes may
+// call New on one database at once: each migration is applied once.
+func New(ctx context.Context, pool *pgxpool.Pool) (*Store, error) {
+	s := &Store{pool: pool}
+	if err := s.migrate(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return wrap(ctx, "ping", err)
+	}
+	return nil
+}
+
+// Close closes the pool if Open made it; otherwise it does nothing. It waits
+// for connections in use to be released.
+func (s *Store) Close() error {
+	if s.owned {
+		s.pool.Close()
+	}
+	return nil
+}
+
+// wrap prefixes err with the package and op. When ctx has ended, the result
+// also matches ctx's error: pgx may report the server's "canceling statement"
+// error or a closed connection instead.
+func wrap(ctx context.Context, op string, err error) error {
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		return fmt.Errorf("postgres: %s: %w: %w", op, cerr, err)
+	}
+	return fmt.Errorf("postgres: %s: %w", op, err)
+}
+
+// isNoRows reports whether err is pgx.ErrNoRows.
+func isNoRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }
+
+// stored returns t as the store keeps it: UTC, whole microseconds (pgx
+// truncates the rest).
+func stored(t time.Time) time.Time { return t.Truncate(time.Microsecond).UTC() }
+
+// nullTime maps the zero time to NULL.
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// fromNull maps NULL to the zero time, and a time to UTC.
+func fromNull(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.UTC()
+}
