@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
 	"mime"
 	"net/http"
 	"strconv"
@@ -26,6 +25,9 @@ type inviteRequest struct {
 // jsonContentType reports whether v is application/json with, at most, a
 // UTF-8 charset parameter.
 func jsonContentType(v string) bool {
+	if v == "application/json" || v == "application/json; charset=utf-8" {
+		return true // what nearly every client sends, without parsing
+	}
 	mt, params, err := mime.ParseMediaType(v)
 	if err != nil || mt != "application/json" {
 		return false
@@ -54,6 +56,10 @@ func readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) error {
 // parseInviteRequest decodes exactly one JSON object with exactly the
 // string fields "email" and "language" (matched case-sensitively, each
 // once) and nothing after it. Errors are inputErrors.
+//
+// json.Valid checks the syntax without allocating; the walk that follows
+// relies on it and only has to find keys and string values. The
+// Decoder's token API, used before, cost a quarter of the handler's CPU.
 func parseInviteRequest(body []byte) (inviteRequest, error) {
 	var req inviteRequest
 	if len(bytes.TrimSpace(body)) == 0 {
@@ -62,20 +68,27 @@ func parseInviteRequest(body []byte) (inviteRequest, error) {
 	if !utf8.Valid(body) {
 		return req, inputError("request body is not valid UTF-8")
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	if tok, err := dec.Token(); err != nil {
+	if !json.Valid(body) {
+		// Tell trailing data from broken JSON; only on this error path.
+		if err := json.NewDecoder(bytes.NewReader(body)).Decode(new(json.RawMessage)); err == nil {
+			return req, inputError("unexpected data after the JSON object")
+		}
 		return req, inputError("request body is not valid JSON")
-	} else if tok != json.Delim('{') {
+	}
+	w := jsonWalk{b: body}
+	if w.next() != '{' {
 		return req, inputError("request body must be a JSON object")
 	}
+	w.i++
 	var seenEmail, seenLanguage bool
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return req, inputError("request body is not valid JSON")
+	for c := w.next(); c != '}'; c = w.next() {
+		if c == ',' {
+			w.i++
+			w.next()
 		}
-		name, _ := tok.(string)
+		name := w.str()
+		w.next() // the colon
+		w.i++
 		var dst *string
 		var seen *bool
 		switch name {
@@ -90,21 +103,10 @@ func parseInviteRequest(body []byte) (inviteRequest, error) {
 			return req, inputError("field " + name + " appears twice")
 		}
 		*seen = true
-		tok, err = dec.Token()
-		if err != nil {
-			return req, inputError("request body is not valid JSON")
-		}
-		s, ok := tok.(string)
-		if !ok {
+		if w.next() != '"' {
 			return req, inputError(name + " must be a string")
 		}
-		*dst = s
-	}
-	if _, err := dec.Token(); err != nil { // the closing brace
-		return req, inputError("request body is not valid JSON")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return req, inputError("unexpected data after the JSON object")
+		*dst = w.str()
 	}
 	switch {
 	case !seenEmail:
@@ -113,6 +115,44 @@ func parseInviteRequest(body []byte) (inviteRequest, error) {
 		return req, inputError("language is required")
 	}
 	return req, nil
+}
+
+// jsonWalk reads keys and string values of a document json.Valid accepted.
+type jsonWalk struct {
+	b []byte
+	i int
+}
+
+// next skips white space and returns the byte there.
+func (w *jsonWalk) next() byte {
+	for w.i < len(w.b) {
+		switch w.b[w.i] {
+		case ' ', '\t', '\n', '\r':
+			w.i++
+		default:
+			return w.b[w.i]
+		}
+	}
+	return 0
+}
+
+// str reads the string that starts at w.i.
+func (w *jsonWalk) str() string {
+	start, escaped := w.i, false
+	for w.i++; w.b[w.i] != '"'; w.i++ {
+		if w.b[w.i] == '\\' {
+			escaped = true
+			w.i++
+		}
+	}
+	w.i++
+	raw := w.b[start:w.i]
+	if !escaped {
+		return string(raw[1 : len(raw)-1])
+	}
+	var s string
+	json.Unmarshal(raw, &s) // cannot fail: the document is valid
+	return s
 }
 
 // quoteField quotes a client-sent field name for an error message, cut to a

@@ -6,6 +6,12 @@ import (
 	"unicode/utf8"
 )
 
+var (
+	contentTypeJSON = []string{"application/json; charset=utf-8"}
+	noStore         = []string{"no-store"}
+	nosniff         = []string{"nosniff"}
+)
+
 // writeEnvelope writes the response envelope: on success text is the
 // message, otherwise the error. data is always null: this route returns none.
 func writeEnvelope(w http.ResponseWriter, status int, text string) {
@@ -23,10 +29,12 @@ func writeEnvelope(w http.ResponseWriter, status int, text string) {
 	}
 	b = append(b, `,"data":null}`...)
 	h := w.Header()
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Content-Length", strconv.Itoa(len(b)))
+	// Canonical keys set directly: Header.Set would canonicalize and
+	// allocate a slice for each. The shared slices are never written to.
+	h["Content-Type"] = contentTypeJSON
+	h["Cache-Control"] = noStore
+	h["X-Content-Type-Options"] = nosniff
+	h["Content-Length"] = []string{strconv.Itoa(len(b))}
 	w.WriteHeader(status)
 	w.Write(b)
 }
