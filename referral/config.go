@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net/http"
 	netmail "net/mail"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/referralkit/referralkit/mail"
@@ -89,6 +91,8 @@ type Handler struct {
 	cfg      Config
 	renderer *mail.Renderer
 	limits   Limits
+	langs    sync.Map // language field -> template language, see language
+	nlangs   atomic.Int64
 }
 
 // New checks cfg, fills in defaults and returns the handler.

@@ -106,7 +106,7 @@ func (q *request) serve() {
 		q.fail(http.StatusBadRequest, err.Error(), nil)
 		return
 	}
-	tag, err := mail.ParseLanguage(body.Language)
+	lang, err := h.language(body.Language)
 	if err != nil {
 		q.fail(http.StatusBadRequest, errBadLanguage, nil)
 		return
@@ -130,7 +130,7 @@ func (q *request) serve() {
 		ReferrerID:     userID,
 		Email:          email,
 		EmailKey:       emailKey,
-		Language:       h.cfg.Templates.Match(tag),
+		Language:       lang,
 		Code:           code,
 		IdempotencyKey: idemKey,
 		Status:         StatusPending,
@@ -163,13 +163,15 @@ func (q *request) serve() {
 		q.replay(stored, inv)
 		return
 	}
-	h.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "referral invite recorded",
-		slog.String("request_id", q.id),
-		slog.String("invite_id", inv.ID),
-		slog.String("app_id", inv.AppID),
-		slog.String("referrer_id", inv.ReferrerID),
-		slog.Any("to", redactedEmail(inv.Email)),
-		slog.String("auth", p.Method))
+	if h.cfg.Logger.Enabled(ctx, slog.LevelInfo) {
+		h.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "referral invite recorded",
+			slog.String("request_id", q.id),
+			slog.String("invite_id", inv.ID),
+			slog.String("app_id", inv.AppID),
+			slog.String("referrer_id", inv.ReferrerID),
+			slog.Any("to", redactedEmail(inv.Email)),
+			slog.String("auth", p.Method))
+	}
 	if h.cfg.Delivery == Queued {
 		writeEnvelope(q.w, http.StatusCreated, msgQueued)
 		return
@@ -269,6 +271,10 @@ func (q *request) fail(status int, text string, cause error) {
 	if status >= 500 {
 		level = slog.LevelError
 	}
+	if !q.h.cfg.Logger.Enabled(q.r.Context(), level) {
+		writeEnvelope(q.w, status, text)
+		return
+	}
 	attrs := []slog.Attr{
 		slog.String("request_id", q.id),
 		slog.Int("status", status),
@@ -279,6 +285,27 @@ func (q *request) fail(status int, text string, cause error) {
 	}
 	q.h.cfg.Logger.LogAttrs(q.r.Context(), level, "referral invite refused", attrs...)
 	writeEnvelope(q.w, status, text)
+}
+
+// maxCachedLanguages bounds the language cache: clients choose the keys.
+const maxCachedLanguages = 512
+
+// language resolves a request's language field to a template language.
+// Parsing and matching tags allocates, and clients send few distinct
+// values, so results are cached (bounded; past the bound, uncached).
+func (h *Handler) language(s string) (string, error) {
+	if lang, ok := h.langs.Load(s); ok {
+		return lang.(string), nil
+	}
+	tag, err := mail.ParseLanguage(s)
+	if err != nil {
+		return "", err
+	}
+	lang := h.cfg.Templates.Match(tag)
+	if h.nlangs.Add(1) <= maxCachedLanguages {
+		h.langs.Store(s, lang)
+	}
+	return lang, nil
 }
 
 // retryAfter renders d as whole seconds, rounded up, at least 1.
