@@ -90,12 +90,15 @@ func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim refer
 	inv.CreatedAt, inv.UpdatedAt = stored(inv.CreatedAt), stored(inv.UpdatedAt)
 	now := inv.CreatedAt
 
-	// One round trip: a batch runs in one implicit transaction, so the lock
-	// is held until the check-and-insert has committed. The latter is a
-	// statement of its own because under READ COMMITTED each statement reads
-	// a snapshot taken when it starts: after the lock, it sees every invite
-	// of the referrer that an earlier holder committed.
+	// The lock, the checks and the insert go in one transaction, sent in
+	// one round trip, and the commit in a second: a caller that gives up
+	// before the commit is sent leaves nothing behind, whatever its pool's
+	// way of cancelling. The check-and-insert is a statement of its own
+	// because under READ COMMITTED each statement reads a snapshot taken
+	// when it starts: after the lock, it sees every invite of the referrer
+	// that an earlier holder committed.
 	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{})
 	b.Queue(lockReferrerSQL, lockReferrer, inv.AppID, inv.ReferrerID)
 	b.Queue(recordSQL, pgx.NamedArgs{
 		"replay_on":        inv.IdempotencyKey != "" && lim.IdempotencyTTL > 0,
@@ -126,13 +129,21 @@ func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim refer
 		inserted            bool
 	)
 	br := s.pool.SendBatch(ctx, b)
-	_, err := br.Exec()
+	tx := br.Tx()
+	// A no-op once committed. Not ctx: it may have ended.
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	_, err := br.Exec() // BEGIN
+	if err == nil {
+		_, err = br.Exec() // the lock
+	}
 	if err == nil {
 		err = br.QueryRow().Scan(&replayID, &windowFull, &cooling, &inserted)
 	}
-	// Close reports the commit's outcome.
 	if cerr := br.Close(); err == nil {
 		err = cerr
+	}
+	if err == nil {
+		err = tx.Commit(ctx)
 	}
 	switch {
 	case err != nil:
