@@ -8,9 +8,9 @@
 // Concurrency: every check of the contract holds across connections and
 // processes. RecordInvite takes a transaction-scoped advisory lock on the
 // referrer (pg_advisory_xact_lock) before it checks the idempotency key, the
-// limit and the cooldown and inserts, all in one round trip, so that no
-// race lets more invites through than a limit allows; invites of different
-// referrers do not wait for each other. ClaimDue claims with FOR UPDATE SKIP
+// limit and the cooldown and inserts, in one transaction of two round trips,
+// so that no race lets more invites through than a limit allows; invites of
+// different referrers do not wait for each other. ClaimDue claims with FOR UPDATE SKIP
 // LOCKED and a lease, so that workers in several processes never get one
 // invite at the same time. EnsureCode relies on the unique keys of the codes
 // table: a code taken by another user is retried with a new one, and
@@ -28,10 +28,12 @@
 // Times are timestamptz: they come back in UTC, with microsecond precision.
 //
 // Cancellation: every method returns when its context ends, with an error
-// that matches the context's. A pool made by Open also sends the server a
-// cancel request then, so that a statement still waiting for a lock is
-// abandoned rather than completed after the caller gave up (callers of New
-// choose for their pool: pgconn.CancelRequestContextWatcherHandler). As with
-// any database, a call cancelled while its commit is under way may still
-// have stored its work.
+// that matches the context's. RecordInvite commits only after its checks
+// and insert came back, so a call that gives up before then stores nothing;
+// one cancelled while its commit is under way may still have stored its
+// work, as with any database. A pool made by Open also sends the server a
+// cancel request when a context ends, so that a statement waiting for a lock
+// stops at once instead of holding its connection until it gets the lock
+// (callers of New choose for their pool:
+// pgconn.CancelRequestContextWatcherHandler).
 package postgres

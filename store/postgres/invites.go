@@ -45,7 +45,7 @@ func scanInvite(row pgx.Row) (referral.Invite, error) {
 // tuple) on every invite; the advisory lock writes nothing, needs no table,
 // and is released by the commit or rollback. Two referrers whose keys hash
 // alike merely queue behind each other.
-const lockReferrerSQL = `SELECT pg_advisory_xact_lock($1, hashtext($2 || '/' || $3))`
+const lockReferrerSQL = `SELECT pg_advisory_xact_lock($1, hashtext($2::text || '/' || $3::text))`
 
 // recordSQL does RecordInvite's three checks and, if all pass, the insert.
 // It returns the id of the invite to replay, the created_at of the invite

@@ -39,17 +39,18 @@ const (
 	lockReferrer int32 = 0x52464b31 // "RFK1"
 )
 
-// cancelDeadline is how long a connection whose context ended waits for the
-// server to confirm the cancel request before it is closed; see Open.
-const cancelDeadline = 5 * time.Second
+// cancelDeadline is how long a call whose context ended waits for the server
+// to confirm the cancel request before its connection is closed; see Open.
+const cancelDeadline = time.Second
 
 // Open connects to the database at url (a postgres:// URL or a key=value
 // DSN, as pgxpool.ParseConfig reads it, including pool_max_conns and
 // search_path) and applies the schema. Close the store to close its pool.
 //
 // The pool it makes sends the server a cancel request when a call's context
-// ends, so that a statement waiting on a lock stops there rather than running
-// on after the caller has gone.
+// ends, so that a statement waiting for a lock stops at once rather than
+// keeping a server connection busy until it gets the lock. The call returns
+// when the server has confirmed, or a second later if it does not.
 func Open(ctx context.Context, url string) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
