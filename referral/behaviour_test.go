@@ -266,7 +266,12 @@ func TestLogsRedactAddresses(t *testing.T) {
 func TestUserIDHook(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, func(c *referral.Config) {
-		c.UserID = func(r *http.Request) string { return strings.Split(r.URL.Path, "/")[3] }
+		c.PathValue = func(r *http.Request, name string) string {
+			if name != "userId" {
+				return ""
+			}
+			return strings.Split(r.URL.Path, "/")[3]
+		}
 	})
 	// Served directly, without a mux to fill in r.PathValue.
 	rec := httptestRecorder(f.h, newRequest(http.MethodPost, path, invite("a@example.com", "en")))

@@ -74,14 +74,28 @@ type Config struct {
 	// queued worker (the invite has Status sent or failed). It must not
 	// block for long.
 	OnOutcome func(Invite)
+	// OnRedeemed, if set, is called once for each new redemption recorded
+	// by Handler.Redeem, so that the host can grant rewards. It must not
+	// block for long.
+	OnRedeemed func(Redemption)
 
 	// Logger receives one line per failed request and per delivery outcome,
 	// with the request id; addresses and secrets are redacted. Default
 	// slog.Default().
 	Logger *slog.Logger
-	// UserID reads the userId path parameter. Default r.PathValue("userId");
-	// set it for routers that do not fill in net/http's path values.
-	UserID func(r *http.Request) string
+	// PathValue reads a path parameter ("userId", "code"). Default
+	// r.PathValue(name); set it for routers that do not fill in net/http's
+	// path values.
+	PathValue func(r *http.Request, name string) string
+	// LookupsPerMinute bounds GET /v1/referral-codes/{code} per client
+	// address and process, against enumeration. Default 60; negative: no
+	// limit.
+	LookupsPerMinute int
+	// ClientAddr names the client for LookupsPerMinute. Default: the host
+	// of r.RemoteAddr. Behind a proxy, set it to read the address the proxy
+	// vouches for; never trust a header a client can set.
+	ClientAddr func(r *http.Request) string
+
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -93,6 +107,7 @@ type Handler struct {
 	limits   Limits
 	langs    sync.Map // language field -> template language, see language
 	nlangs   atomic.Int64
+	lookups  *windowLimiter // nil: code lookups are not limited
 }
 
 // New checks cfg, fills in defaults and returns the handler.
@@ -146,15 +161,24 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.UserID == nil {
-		cfg.UserID = func(r *http.Request) string { return r.PathValue("userId") }
+	if cfg.PathValue == nil {
+		cfg.PathValue = (*http.Request).PathValue
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	setDefault(&cfg.LookupsPerMinute, 60)
+	if cfg.ClientAddr == nil {
+		cfg.ClientAddr = remoteHost
+	}
+	var lookups *windowLimiter
+	if cfg.LookupsPerMinute > 0 {
+		lookups = newWindowLimiter(cfg.LookupsPerMinute, time.Minute)
+	}
 	return &Handler{
 		cfg:      cfg,
 		renderer: renderer,
+		lookups:  lookups,
 		limits: Limits{
 			MaxPerReferrer: max(cfg.MaxInvitesPerReferrer, 0),
 			Window:         cfg.LimitWindow,

@@ -12,11 +12,17 @@ var (
 	nosniff         = []string{"nosniff"}
 )
 
-// writeEnvelope writes the response envelope: on success text is the
-// message, otherwise the error. data is always null: this route returns none.
+// writeEnvelope writes the response envelope with null data: on success
+// text is the message, otherwise the error.
 func writeEnvelope(w http.ResponseWriter, status int, text string) {
+	writeEnvelopeData(w, status, text, nil)
+}
+
+// writeEnvelopeData writes the envelope with data, a JSON value (nil for
+// null).
+func writeEnvelopeData(w http.ResponseWriter, status int, text string, data []byte) {
 	ok := status < 400
-	b := make([]byte, 0, 64+len(text))
+	b := make([]byte, 0, 64+len(text)+len(data))
 	b = append(b, `{"success":`...)
 	b = strconv.AppendBool(b, ok)
 	if ok {
@@ -27,7 +33,12 @@ func writeEnvelope(w http.ResponseWriter, status int, text string) {
 		b = append(b, `,"message":null,"error":`...)
 		b = appendJSONString(b, text)
 	}
-	b = append(b, `,"data":null}`...)
+	if data == nil {
+		data = []byte("null")
+	}
+	b = append(b, `,"data":`...)
+	b = append(b, data...)
+	b = append(b, '}')
 	h := w.Header()
 	// Canonical keys set directly: Header.Set would canonicalize and
 	// allocate a slice for each. The shared slices are never written to.

@@ -20,7 +20,6 @@ const (
 	msgSent           = "Invite sent."
 	msgQueued         = "Invite accepted; the email will be sent shortly."
 	errBadUserID      = "userId must be a UUID"
-	errMethod         = "method not allowed; use POST"
 	errContentType    = "Content-Type must be application/json"
 	errTooLargeText   = "request body is larger than 16 KiB"
 	errBadLanguage    = `language must be a BCP 47 tag such as "en" or "de-AT", or a country code such as "DE"`
@@ -39,13 +38,54 @@ var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // ServeHTTP handles POST /v1/users/{userId}/referral-invites.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := h.newRequest(w, r)
+	q.serve()
+}
+
+// newRequest starts a request: it takes a sane incoming X-Request-Id or
+// makes one, and echoes it.
+func (h *Handler) newRequest(w http.ResponseWriter, r *http.Request) *request {
 	id := r.Header.Get("X-Request-Id")
 	if !validRequestID(id) {
 		id = uuid.NewString()
 	}
-	w.Header().Set("X-Request-Id", id)
-	rq := request{h: h, w: w, r: r, id: id}
-	rq.serve()
+	w.Header()["X-Request-Id"] = []string{id}
+	return &request{h: h, w: w, r: r, id: id}
+}
+
+// allow answers 405 with Allow unless the request's method is method.
+func (q *request) allow(method string) bool {
+	if q.r.Method == method {
+		return true
+	}
+	q.w.Header().Set("Allow", method)
+	q.fail(http.StatusMethodNotAllowed, "method not allowed; use "+method, nil)
+	return false
+}
+
+// readJSON reads a JSON body with the two string fields named, answering
+// 415, 413 or 400 itself when it cannot.
+func (q *request) readJSON(names [2]string) ([2]string, bool) {
+	if !jsonContentType(q.r.Header.Get("Content-Type")) {
+		q.fail(http.StatusUnsupportedMediaType, errContentType, nil)
+		return [2]string{}, false
+	}
+	buf := bufPool.Get().(*bytes.Buffer)
+	defer func() { buf.Reset(); bufPool.Put(buf) }()
+	if err := readBody(q.w, q.r, buf); err != nil {
+		if errors.Is(err, errTooLarge) {
+			q.fail(http.StatusRequestEntityTooLarge, errTooLargeText, nil)
+		} else {
+			q.fail(http.StatusBadRequest, "request body could not be read", err)
+		}
+		return [2]string{}, false
+	}
+	fields, err := parseFields(buf.Bytes(), names)
+	if err != nil {
+		q.fail(http.StatusBadRequest, err.Error(), nil)
+		return [2]string{}, false
+	}
+	return fields, true
 }
 
 // request is one request in flight.
@@ -58,12 +98,10 @@ type request struct {
 
 func (q *request) serve() {
 	h, r := q.h, q.r
-	if r.Method != http.MethodPost {
-		q.w.Header().Set("Allow", http.MethodPost)
-		q.fail(http.StatusMethodNotAllowed, errMethod, nil)
+	if !q.allow(http.MethodPost) {
 		return
 	}
-	userID, ok := canonicalUUID(h.cfg.UserID(r))
+	userID, ok := canonicalUUID(h.cfg.PathValue(r, "userId"))
 	if !ok {
 		q.fail(http.StatusBadRequest, errBadUserID, nil)
 		return
@@ -71,10 +109,6 @@ func (q *request) serve() {
 	p, err := h.cfg.Auth.Authenticate(r, userID)
 	if err != nil {
 		q.authFailed(err)
-		return
-	}
-	if !jsonContentType(r.Header.Get("Content-Type")) {
-		q.fail(http.StatusUnsupportedMediaType, errContentType, nil)
 		return
 	}
 	idemKey := ""
@@ -86,27 +120,16 @@ func (q *request) serve() {
 			}
 		}
 	}
-	buf := bufPool.Get().(*bytes.Buffer)
-	defer func() { buf.Reset(); bufPool.Put(buf) }()
-	if err := readBody(q.w, r, buf); err != nil {
-		if errors.Is(err, errTooLarge) {
-			q.fail(http.StatusRequestEntityTooLarge, errTooLargeText, nil)
-		} else {
-			q.fail(http.StatusBadRequest, "request body could not be read", err)
-		}
+	fields, ok := q.readJSON([2]string{"email", "language"})
+	if !ok {
 		return
 	}
-	body, err := parseInviteRequest(buf.Bytes())
+	email, emailKey, err := normalizeEmail(fields[0])
 	if err != nil {
 		q.fail(http.StatusBadRequest, err.Error(), nil)
 		return
 	}
-	email, emailKey, err := normalizeEmail(body.Email)
-	if err != nil {
-		q.fail(http.StatusBadRequest, err.Error(), nil)
-		return
-	}
-	lang, err := h.language(body.Language)
+	lang, err := h.language(fields[1])
 	if err != nil {
 		q.fail(http.StatusBadRequest, errBadLanguage, nil)
 		return

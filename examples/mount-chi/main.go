@@ -1,5 +1,5 @@
 // Command mount-chi shows referralkit on a third-party router,
-// github.com/go-chi/chi/v5. Config.UserID reads the path parameter the
+// github.com/go-chi/chi/v5. Config.PathValue reads path parameters the
 // router's own way: recent chi versions also fill in r.PathValue, but
 // routers that do not (and older chi) need the hook. Access tokens are
 // verified with the issuer's public keys (a JWKS file here).
@@ -56,7 +56,7 @@ func main() {
 		From:      "Acme <no-reply@acme.example>",
 		SignupURL: "https://acme.example/signup?ref={code}",
 		// chi keeps path parameters in its own route context.
-		UserID: func(r *http.Request) string { return chi.URLParam(r, "userId") },
+		PathValue: func(r *http.Request, name string) string { return chi.URLParam(r, name) },
 	})
 	if err != nil {
 		log.Fatal(err)

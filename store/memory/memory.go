@@ -23,6 +23,8 @@ type Store struct {
 	invites  map[string]*referral.Invite
 	byUser   map[userKey][]*referral.Invite // in creation order
 	idemKeys map[idemKey]*referral.Invite
+	redeemed map[userKey]referral.Redemption   // by app and new user
+	credited map[userKey][]referral.Redemption // by app and referrer
 }
 
 type userKey struct{ app, user string }
@@ -42,6 +44,8 @@ func New() *Store {
 		invites:  map[string]*referral.Invite{},
 		byUser:   map[userKey][]*referral.Invite{},
 		idemKeys: map[idemKey]*referral.Invite{},
+		redeemed: map[userKey]referral.Redemption{},
+		credited: map[userKey][]referral.Redemption{},
 	}
 }
 

@@ -11,3 +11,7 @@ import (
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) referral.CodeStore { return memory.New() })
 }
+
+func TestRedemptionConformance(t *testing.T) {
+	storetest.RunRedemptions(t, func(t *testing.T) storetest.Redemptions { return memory.New() })
+}

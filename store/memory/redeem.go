@@ -1,0 +1,52 @@
+package memory
+
+import (
+	"context"
+
+	"github.com/referralkit/referralkit/referral"
+)
+
+var _ referral.RedemptionStore = (*Store)(nil)
+
+func (s *Store) Redeem(ctx context.Context, r referral.Redemption) (referral.Redemption, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return referral.Redemption{}, false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := userKey{r.AppID, r.NewUserID}
+	if first, ok := s.redeemed[k]; ok {
+		return first, false, nil
+	}
+	r.CreatedAt = r.CreatedAt.UTC()
+	s.redeemed[k] = r
+	ref := userKey{r.AppID, r.ReferrerID}
+	s.credited[ref] = append(s.credited[ref], r)
+	return r, true, nil
+}
+
+func (s *Store) Stats(ctx context.Context, appID, userID string) (referral.Stats, error) {
+	if err := ctx.Err(); err != nil {
+		return referral.Stats{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := userKey{appID, userID}
+	redeemed := map[string]bool{}
+	for _, r := range s.credited[k] {
+		redeemed[r.EmailKey] = true
+	}
+	st := referral.Stats{Redeemed: len(s.credited[k])}
+	accepted := map[string]bool{}
+	for _, inv := range s.byUser[k] {
+		st.Invited++
+		if inv.Status == referral.StatusSent {
+			st.Sent++
+		}
+		if redeemed[inv.EmailKey] {
+			accepted[inv.EmailKey] = true
+		}
+	}
+	st.Accepted = len(accepted)
+	return st, nil
+}
