@@ -328,3 +328,36 @@ func TestKeysCommands(t *testing.T) {
 	assert.Contains(t, stderr.String(), "-app")
 	assert.NotEqual(t, 0, run(context.Background(), []string{"token", "-app", "x", "-user", tourUser}, env, io.Discard, &stderr))
 }
+
+// TestPostgresBackend runs the server on -db postgres://..., as several
+// instances of a host would.
+func TestPostgresBackend(t *testing.T) {
+	t.Parallel()
+	url := os.Getenv("REFERRAL_TEST_POSTGRES_URL")
+	if url == "" {
+		if os.Getenv("REFERRAL_REQUIRE_POSTGRES") != "" {
+			t.Fatal("REFERRAL_TEST_POSTGRES_URL is unset but REFERRAL_REQUIRE_POSTGRES is set")
+		}
+		t.Skip("REFERRAL_TEST_POSTGRES_URL is unset: no PostgreSQL server to run against (.ci/run starts one)")
+	}
+	bin := buildServer(t)
+	s := startServer(t, bin, "-db", url)
+	assert.NotContains(t, s.startup, strings.SplitN(strings.SplitN(url, "@", 2)[0], ":", 3)[2], "the password is not logged")
+	creds := createKey(t, bin, s.dir, "-db", url)
+	req, _ := http.NewRequest(http.MethodPost, s.url+"/v1/users/"+tourUser+"/referral-invites",
+		strings.NewReader(`{"email":"pg-friend@example.com","language":"fr"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-API-KEY", creds.APIKey)
+	req.Header.Set("X-API-KEY-TYPE", "write")
+	req.Header.Set("X-CLIENT-ID", creds.ClientID)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusCreated, resp.StatusCode)
+	assert.Len(t, waitForMail(t, s.dir, 1), 1)
+	resp, err = http.Get(s.url + "/healthz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	s.stop(t)
+}

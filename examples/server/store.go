@@ -2,10 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 
 	"github.com/referralkit/referralkit/auth"
 	"github.com/referralkit/referralkit/referral"
+	"github.com/referralkit/referralkit/store/postgres"
 	"github.com/referralkit/referralkit/store/sqlite"
 )
 
@@ -20,12 +20,22 @@ type backend interface {
 
 var (
 	_ backend = (*sqlite.Store)(nil)
+	_ backend = (*postgres.Store)(nil)
 )
 
-// openBackend opens the store that -db names.
+// openBackend opens the store that -db names: a postgres:// URL for
+// several instances sharing one database, else a SQLite file.
 func openBackend(ctx context.Context, c *config) (backend, error) {
 	if c.isPostgres() {
-		return nil, errors.New("-db: the PostgreSQL store is not built yet; use a SQLite file path")
+		s, err := postgres.Open(ctx, c.db)
+		if err != nil { // not a typed nil inside a non-nil backend
+			return nil, err
+		}
+		return s, nil
 	}
-	return sqlite.Open(c.db)
+	s, err := sqlite.Open(c.db)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }
