@@ -66,6 +66,15 @@ type driveResult struct {
 	statuses  map[string]int  // "201", "500", ..., or transportError
 	created   []string        // addresses answered 201
 	unknown   []string        // addresses whose request got no answer
+	serverCPU time.Duration   // CPU the server used meanwhile, if measured
+}
+
+// cpuPerCreated is the server's CPU time per 201.
+func (r driveResult) cpuPerCreated() time.Duration {
+	if len(r.created) == 0 {
+		return 0
+	}
+	return r.serverCPU / time.Duration(len(r.created))
 }
 
 func (r driveResult) answered() int { return len(r.latencies) }

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 )
@@ -98,6 +100,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
+	}
+	if o.server != "" {
+		// The server runs in its own folder: a relative path must not
+		// change meaning there.
+		if o.server, err = exec.LookPath(o.server); err == nil {
+			o.server, err = filepath.Abs(o.server)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "loadtest: -server:", err)
+			return 2
+		}
 	}
 	if o.server == "" {
 		dir, err := os.MkdirTemp("", "loadtest-build-")

@@ -157,6 +157,7 @@ func TestRunUsage(t *testing.T) {
 		{"too few invites", []string{"-invites", "1"}, 2},
 		{"stray argument", []string{"now"}, 2},
 		{"zero back-off", []string{"-retry-backoff", "0s"}, 2},
+		{"no such server", []string{"-server", "./no-such-server"}, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -112,11 +112,24 @@ func runScenario(ctx context.Context, name string, o options, stderr io.Writer) 
 // throughput drives the referral server, then the bare one, for the same
 // time with the same clients.
 func throughput(ctx context.Context, e *env, o options, r *report) error {
-	r.referral = driver{clients: o.clients, duration: o.duration}.run(ctx, e.tg, newWorkload(0))
 	var err error
-	if r.delivery, err = e.drain(ctx, o.drainTimeout, r.referral.created, r.referral.unknown); err != nil {
+	r.referral, err = measureCPU(e.server(), func() driveResult {
+		return driver{clients: o.clients, duration: o.duration}.run(ctx, e.tg, newWorkload(0))
+	})
+	if err != nil {
 		return err
 	}
+	// CPU per message while draining is the worker's alone: it tells how
+	// the referral server's CPU splits between requests and delivery.
+	sentBefore := e.sink.count()
+	drainCPU, err := measureCPU(e.server(), func() driveResult {
+		r.delivery, err = e.drain(ctx, o.drainTimeout, r.referral.created, r.referral.unknown)
+		return driveResult{}
+	})
+	if err != nil {
+		return err
+	}
+	drained := e.sink.count() - sentBefore
 	// The referral server is stopped so that the bare one has the machine
 	// to itself, as the referral server had.
 	e.stopServer()
@@ -124,8 +137,13 @@ func throughput(ctx context.Context, e *env, o options, r *report) error {
 	if err != nil {
 		return err
 	}
-	r.bare = driver{clients: o.clients, duration: o.duration}.run(ctx, target{addr: bare.addr}, newWorkload(0))
+	r.bare, err = measureCPU(bare, func() driveResult {
+		return driver{clients: o.clients, duration: o.duration}.run(ctx, target{addr: bare.addr}, newWorkload(0))
+	})
 	bare.stop()
+	if err != nil {
+		return err
+	}
 
 	if b := r.bare.createdPerSecond(); b > 0 {
 		r.ratio = r.referral.createdPerSecond() / b
@@ -136,6 +154,14 @@ func throughput(ctx context.Context, e *env, o options, r *report) error {
 		verdict = "BELOW"
 	}
 	r.notes = append(r.notes, fmt.Sprintf("ratio referral/bare (201/s): %.2f (%s the target %.1f)", r.ratio, verdict, ratioTarget))
+	if r.bare.cpuPerCreated() > 0 {
+		r.notes = append(r.notes, fmt.Sprintf("server CPU per 201, referral/bare: %.1fx (less sensitive than 201/s to other load on the machine; the referral server's includes its delivery worker's)",
+			float64(r.referral.cpuPerCreated())/float64(r.bare.cpuPerCreated())))
+	}
+	if drained >= 100 {
+		r.notes = append(r.notes, fmt.Sprintf("delivery worker CPU per message, measured while draining %d: %.0fµs",
+			drained, float64(drainCPU.serverCPU/time.Duration(drained))/float64(time.Microsecond)))
+	}
 	r.tables = append(r.tables, deliveryTable(r.delivery))
 	r.problems = append(r.problems, onlyStatuses(r.referral, "201")...)
 	r.problems = append(r.problems, onlyStatuses(r.bare, "201")...)
@@ -362,6 +388,21 @@ func kill(ctx context.Context, e *env, o options, r *report) error {
 	return nil
 }
 
+// measureCPU runs drive and adds the CPU time srv used meanwhile.
+func measureCPU(srv *child, drive func() driveResult) (driveResult, error) {
+	before, err := srv.cpuTime()
+	if err != nil {
+		return driveResult{}, err
+	}
+	res := drive()
+	after, err := srv.cpuTime()
+	if err != nil {
+		return driveResult{}, err
+	}
+	res.serverCPU = after - before
+	return res, nil
+}
+
 // onlyStatuses reports any status of res not in allowed.
 func onlyStatuses(res driveResult, allowed ...string) []string {
 	var p []string
@@ -378,11 +419,15 @@ func onlyStatuses(res driveResult, allowed ...string) []string {
 
 // loadTable is one row of load figures per server.
 func loadTable(title string, names []string, results ...driveResult) table {
-	rows := [][]string{{"server", "time", "requests", "201/s", "p50", "p99", "statuses"}}
+	rows := [][]string{{"server", "time", "requests", "201/s", "p50", "p99", "server CPU/201", "statuses"}}
 	for i, res := range results {
 		var st []string
 		for _, s := range slices.Sorted(maps.Keys(res.statuses)) {
 			st = append(st, fmt.Sprintf("%s: %d", s, res.statuses[s]))
+		}
+		cpu := "-"
+		if res.serverCPU > 0 {
+			cpu = fmt.Sprintf("%.0fµs", float64(res.cpuPerCreated())/float64(time.Microsecond))
 		}
 		rows = append(rows, []string{
 			names[i],
@@ -391,6 +436,7 @@ func loadTable(title string, names []string, results ...driveResult) table {
 			fmt.Sprintf("%.0f", res.createdPerSecond()),
 			ms(res.percentile(50)),
 			ms(res.percentile(99)),
+			cpu,
 			strings.Join(st, ", "),
 		})
 	}

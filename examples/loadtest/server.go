@@ -217,6 +217,35 @@ func (c *child) rssKiB() (int64, error) {
 	return 0, errors.New("loadtest: no VmRSS in /proc status")
 }
 
+// userHZ is the unit of the CPU times in /proc/PID/stat: 100 a second on
+// every Linux architecture Go supports.
+const userHZ = 100
+
+// cpuTime returns the CPU time (user and system, all threads) the process
+// has used so far.
+func (c *child) cpuTime() (time.Duration, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.cmd.Process.Pid))
+	if err != nil {
+		return 0, fmt.Errorf("loadtest: cpu time: %w", err)
+	}
+	// The command name, in parentheses, may hold spaces: count fields from
+	// the closing one. utime and stime are fields 14 and 15 of the line.
+	i := strings.LastIndexByte(string(data), ')')
+	if i < 0 {
+		return 0, errors.New("loadtest: cpu time: malformed /proc stat")
+	}
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) < 13 {
+		return 0, errors.New("loadtest: cpu time: malformed /proc stat")
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("loadtest: cpu time: %w", err)
+	}
+	return time.Duration(utime+stime) * time.Second / userHZ, nil
+}
+
 // dbBytes returns the size of the database file and its WAL.
 func dbBytes(path string) int64 {
 	var n int64
