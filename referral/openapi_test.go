@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,11 +21,13 @@ import (
 
 	"github.com/referralkit/referralkit/mail"
 	"github.com/referralkit/referralkit/referral"
+	"github.com/referralkit/referralkit/store/memory"
 )
 
-// TestOpenAPI checks ../openapi.yaml against what the handler answers:
-// every status it produces is documented with its content type, body
-// schema and required headers, and every documented status is produced.
+// TestOpenAPI checks ../openapi.yaml against what the handlers answer:
+// for each operation, every status produced is documented with its
+// content type, body schema and required headers, and every documented
+// status is produced.
 func TestOpenAPI(t *testing.T) {
 	t.Parallel()
 	raw, err := os.ReadFile("../openapi.yaml")
@@ -33,59 +36,135 @@ func TestOpenAPI(t *testing.T) {
 	require.NoError(t, yaml.Unmarshal(raw, &spec))
 	assert.Equal(t, "3.1.0", spec["openapi"])
 	doc := openAPI{spec}
-	op := doc.at("paths", referral.Pattern, "post")
-	responses := op["responses"].(map[string]any)
+	assert.Len(t, spec["paths"], 3, "every route is checked below")
 
-	reqSchema := doc.resolve(doc.at("paths", referral.Pattern, "post", "requestBody", "content", "application/json", "schema"))
-	assert.ElementsMatch(t, []any{"email", "language"}, reqSchema["required"])
-	example := doc.at("paths", referral.Pattern, "post", "requestBody", "content", "application/json")["example"]
-	require.NoError(t, doc.validate(reqSchema, example), "the request example fits its schema")
-	exampleBody, _ := json.Marshal(example)
+	t.Run("invites", func(t *testing.T) {
+		example := doc.requestExample(t, referral.Pattern)
+		produced := responses{}
+		f := newFixture(t, func(c *referral.Config) { c.MaxInvitesPerReferrer = 1 })
+		produced.add(f.post(example))
+		produced.add(f.post(invite("a@example.com", "x!")))
+		produced.add(f.post(invite("a@example.com", "en"), "X-Test-Auth", "bearer"))
+		produced.add(f.post(invite("a@example.com", "en"), "X-Test-Auth", "forbidden"))
+		produced.add(f.serve(newRequest(http.MethodGet, path, "")))
+		produced.add(f.post(strings.Repeat(" ", referral.MaxBodyBytes+1)))
+		produced.add(f.post(invite("a@example.com", "en"), "Content-Type", "text/plain"))
+		produced.add(f.post(invite("b@example.com", "en")))
+		f.mailer.Fail(errors.New("down"))
+		produced.add(newFixture(t, func(c *referral.Config) { c.Mailer = f.mailer }).post(invite("a@example.com", "en")))
+		produced.add(inFlightReplay(t))
+		doc.check(t, referral.Pattern, "post", produced)
+	})
 
-	produced := map[string]*httptest.ResponseRecorder{}
-	record := func(rec *httptest.ResponseRecorder) { produced[strconv.Itoa(rec.Code)] = rec }
+	t.Run("lookup", func(t *testing.T) {
+		rf := newRedeemFixture(t, func(c *referral.Config) { c.LookupsPerMinute = 3 })
+		get := func(h http.Handler, code string) *httptest.ResponseRecorder {
+			mux := http.NewServeMux()
+			mux.Handle(referral.CodePattern, h)
+			return serveMux(mux, newRequest(http.MethodGet, "/v1/referral-codes/"+code, ""))
+		}
+		produced := responses{}
+		produced.add(get(rf.h.CodeLookup(), rf.code))
+		produced.add(get(rf.h.CodeLookup(), "ZZZZZZZZZZ"))
+		mux := http.NewServeMux()
+		mux.Handle(referral.CodePattern, rf.h.CodeLookup())
+		produced.add(serveMux(mux, newRequest(http.MethodPost, "/v1/referral-codes/"+rf.code, "")))
+		produced.add(get(rf.h.CodeLookup(), rf.code))
+		produced.add(get(rf.h.CodeLookup(), rf.code)) // the fourth within a minute
+		broken := newFixture(t, func(c *referral.Config) { c.Store = brokenStore{c.Store.(*memory.Store), "ResolveCode"} })
+		produced.add(get(broken.h.CodeLookup(), rf.code))
+		doc.check(t, referral.CodePattern, "get", produced)
+	})
 
-	f := newFixture(t, func(c *referral.Config) { c.MaxInvitesPerReferrer = 1 })
-	record(f.post(string(exampleBody)))
-	record(f.post(invite("a@example.com", "x!")))
-	record(f.post(invite("a@example.com", "en"), "X-Test-Auth", "bearer"))
-	record(f.post(invite("a@example.com", "en"), "X-Test-Auth", "forbidden"))
-	record(f.serve(newRequest(http.MethodGet, path, "")))
-	record(f.post(strings.Repeat(" ", referral.MaxBodyBytes+1)))
-	record(f.post(invite("a@example.com", "en"), "Content-Type", "text/plain"))
-	record(f.post(invite("b@example.com", "en")))
-	f.mailer.Fail(errors.New("down"))
-	record(newFixture(t, func(c *referral.Config) { c.Mailer = f.mailer }).post(invite("a@example.com", "en")))
-	record(inFlightReplay(t))
+	t.Run("redemptions", func(t *testing.T) {
+		example := doc.requestExample(t, referral.RedemptionPattern)
+		rf := newRedeemFixture(t)
+		checkEnvelope(t, rf.serve(newRequest(http.MethodPost, "/v1/users/"+otherID+"/referral-invites", invite("x@example.com", "en"))), 201)
+		otherCode := rf.store.Invites()[1].Code
+		post := func(h *referral.Handler, code, body string, headers ...string) *httptest.ResponseRecorder {
+			mux := http.NewServeMux()
+			mux.Handle(referral.RedemptionPattern, h.Redemptions(referral.AuthenticatorFunc(testAuth)))
+			return serveMux(mux, newRequest(http.MethodPost, "/v1/referral-codes/"+code+"/redemptions", body, headers...))
+		}
+		produced := responses{}
+		produced.add(post(rf.h, rf.code, example))
+		produced.add(post(rf.h, rf.code, example))
+		produced.add(post(rf.h, otherCode, example))
+		produced.add(post(rf.h, rf.code, `{"userId":"x"}`))
+		produced.add(post(rf.h, rf.code, example, "X-Test-Auth", "none"))
+		produced.add(post(rf.h, rf.code, example, "X-Test-Auth", "forbidden"))
+		produced.add(post(rf.h, "ZZZZZZZZZZ", example))
+		mux := http.NewServeMux()
+		mux.Handle(referral.RedemptionPattern, rf.h.Redemptions(referral.AuthenticatorFunc(testAuth)))
+		produced.add(serveMux(mux, newRequest(http.MethodGet, "/v1/referral-codes/"+rf.code+"/redemptions", "")))
+		produced.add(post(rf.h, rf.code, strings.Repeat(" ", referral.MaxBodyBytes+1)))
+		produced.add(post(rf.h, rf.code, example, "Content-Type", "text/plain"))
+		broken := newFixture(t, func(c *referral.Config) { c.Store = brokenStore{rf.store, "Redeem"} })
+		produced.add(post(broken.h, rf.code, strings.Replace(example, "8b3c", "9b3c", 1)))
+		doc.check(t, referral.RedemptionPattern, "post", produced)
+	})
+}
 
-	var documented []string
-	for status := range responses {
-		documented = append(documented, status)
+// brokenStore fails one method as a store whose database is down would.
+type brokenStore struct {
+	*memory.Store
+	broken string
+}
+
+func (b brokenStore) ResolveCode(ctx context.Context, code string) (referral.Owner, error) {
+	if b.broken == "ResolveCode" {
+		return referral.Owner{}, errors.New("database is down")
 	}
-	var got []string
-	for status := range produced {
-		got = append(got, status)
-	}
-	slices.Sort(documented)
-	slices.Sort(got)
-	assert.Equal(t, documented, got, "documented statuses = produced statuses")
+	return b.Store.ResolveCode(ctx, code)
+}
 
+func (b brokenStore) Redeem(ctx context.Context, r referral.Redemption) (referral.Redemption, bool, error) {
+	if b.broken == "Redeem" {
+		return referral.Redemption{}, false, errors.New("database is down")
+	}
+	return b.Store.Redeem(ctx, r)
+}
+
+// responses maps each status produced to one response with it.
+type responses map[string]*httptest.ResponseRecorder
+
+func (p responses) add(rec *httptest.ResponseRecorder) { p[strconv.Itoa(rec.Code)] = rec }
+
+// requestExample returns the operation's request example as JSON, checked
+// against its request schema.
+func (d openAPI) requestExample(t *testing.T, route string) string {
+	t.Helper()
+	media := d.at("paths", route, "post", "requestBody", "content", "application/json")
+	schema := d.resolve(media["schema"].(map[string]any))
+	require.NoError(t, d.validate(schema, media["example"]), "the request example fits its schema")
+	b, err := json.Marshal(media["example"])
+	require.NoError(t, err)
+	return string(b)
+}
+
+// check compares the responses produced with the operation's documented
+// responses.
+func (d openAPI) check(t *testing.T, route, method string, produced responses) {
+	t.Helper()
+	documented := d.at("paths", route, method, "responses")
+	assert.ElementsMatch(t, slices.Collect(maps.Keys(documented)), slices.Collect(maps.Keys(produced)),
+		"documented statuses = produced statuses")
 	for status, rec := range produced {
 		t.Run(status, func(t *testing.T) {
-			resp, ok := responses[status].(map[string]any)
+			resp, ok := documented[status].(map[string]any)
 			require.True(t, ok, "status %s is not documented", status)
-			resp = doc.resolve(resp)
+			resp = d.resolve(resp)
 			ct := rec.Header().Get("Content-Type")
 			mediaType, _, _ := strings.Cut(ct, ";")
-			content := doc.resolve(resp["content"].(map[string]any))
+			content := d.resolve(resp["content"].(map[string]any))
 			media, ok := content[mediaType].(map[string]any)
 			require.True(t, ok, "content type %q not documented", ct)
 			var body any
 			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &body))
-			assert.NoError(t, doc.validate(doc.resolve(media["schema"].(map[string]any)), body), "body %s", rec.Body)
+			assert.NoError(t, d.validate(d.resolve(media["schema"].(map[string]any)), body), "body %s", rec.Body)
 			headers, _ := resp["headers"].(map[string]any)
 			for name, h := range headers {
-				h := doc.resolve(h.(map[string]any))
+				h := d.resolve(h.(map[string]any))
 				value := rec.Header().Get(name)
 				if h["required"] == true {
 					assert.NotEmpty(t, value, "required header %s", name)
@@ -93,13 +172,14 @@ func TestOpenAPI(t *testing.T) {
 				if value == "" {
 					continue
 				}
+				schema := d.resolve(h["schema"].(map[string]any))
 				var v any = value
-				if s := doc.resolve(h["schema"].(map[string]any)); s["type"] == "integer" {
+				if schema["type"] == "integer" {
 					n, err := strconv.Atoi(value)
 					require.NoError(t, err, "header %s: %q", name, value)
 					v = n
 				}
-				assert.NoError(t, doc.validate(doc.resolve(h["schema"].(map[string]any)), v), "header %s", name)
+				assert.NoError(t, d.validate(schema, v), "header %s", name)
 			}
 		})
 	}
