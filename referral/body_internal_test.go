@@ -51,7 +51,7 @@ func referenceParse(body []byte) ([2]string, bool) {
 	return req, seen["email"] && seen["language"]
 }
 
-func FuzzParseInviteRequest(f *testing.F) {
+func FuzzParseFields(f *testing.F) {
 	for _, s := range []string{
 		`{"email":"a@example.com","language":"en"}`,
 		` { "language" : "de-AT" , "email" : "b\u0040example.com" } `,
