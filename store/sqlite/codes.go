@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 
 	"github.com/referralkit/referralkit/referral"
@@ -21,7 +20,7 @@ func (s *Store) EnsureCode(ctx context.Context, appID, userID string, newCode fu
 	if !isNoRows(err) {
 		return "", fmt.Errorf("sqlite: ensure code: %w", err)
 	}
-	err = s.write(ctx, func(c *sql.Conn) error {
+	err = s.write(ctx, func(c *wconn) error {
 		// Another caller, here or in another process, may have made the
 		// code since the read above: the write lock makes this check final.
 		var err error

@@ -12,12 +12,18 @@
 // file: a 201 survives the process being killed and the machine losing
 // power. (synchronous=NORMAL would survive only the former.)
 //
-// Concurrency: the store serializes its own write transactions with a lock
-// and starts each with BEGIN IMMEDIATE, so that concurrent requests in this
-// process queue instead of failing with SQLITE_BUSY, and writers in other
-// processes sharing the file wait on busy_timeout. Reads run in parallel.
-// RecordInvite runs its checks and its insert in one such transaction, which
-// makes the limits hold across processes.
+// Concurrency: the store runs one write transaction at a time and starts
+// each with BEGIN IMMEDIATE, so that concurrent requests in this process
+// queue instead of failing with SQLITE_BUSY, and writers in other processes
+// sharing the file wait on busy_timeout. Reads run in parallel. The writes
+// that queue while a transaction commits share the next one (group commit):
+// each runs after the one before it in the same transaction, inside a
+// savepoint of its own, so its checks see every invite recorded before it
+// and its failure undoes only its own work; and none of them returns before
+// the COMMIT, so a 201 still means a synced row. One fsync then covers a
+// whole batch, which is what lets RecordInvite, with its checks, outrun
+// plain one-row inserts. RecordInvite runs its checks and its insert in one
+// such transaction, which makes the limits hold across processes.
 //
 // Schema: the SQL files under migrations/ are embedded and applied in the
 // order of their numeric prefix (0001_x.sql, 0002_y.sql, ...), each once,

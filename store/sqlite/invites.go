@@ -3,7 +3,6 @@ package sqlite
 import (
 	"cmp"
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -42,7 +41,7 @@ func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim refer
 		first    referral.Invite
 		replayed bool
 	)
-	err := s.write(ctx, func(c *sql.Conn) error {
+	err := s.write(ctx, func(c *wconn) error {
 		var err error
 		first, replayed, err = recordInvite(ctx, c, inv, lim)
 		return err
@@ -61,7 +60,7 @@ func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim refer
 
 // recordInvite does RecordInvite's checks, in the contract's order, and the
 // insert, inside the caller's write transaction.
-func recordInvite(ctx context.Context, c *sql.Conn, inv referral.Invite, lim referral.Limits) (referral.Invite, bool, error) {
+func recordInvite(ctx context.Context, c *wconn, inv referral.Invite, lim referral.Limits) (referral.Invite, bool, error) {
 	now := inv.CreatedAt
 	// Every window below is exclusive at its start: an invite created
 	// exactly Window ago no longer counts, so retrying RetryAfter later
@@ -117,7 +116,7 @@ func recordInvite(ctx context.Context, c *sql.Conn, inv referral.Invite, lim ref
 }
 
 func (s *Store) UpdateDelivery(ctx context.Context, id string, d referral.Delivery) error {
-	err := s.write(ctx, func(c *sql.Conn) error {
+	err := s.write(ctx, func(c *wconn) error {
 		// next_attempt_at changes only for a retry.
 		_, err := c.ExecContext(ctx, `UPDATE invites
 			SET status = ?1, last_error = ?2,
@@ -138,7 +137,8 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration
 		return nil, nil
 	}
 	var claimed []referral.Invite
-	err := s.write(ctx, func(c *sql.Conn) error {
+	err := s.write(ctx, func(c *wconn) error {
+		claimed = nil // write may run this again in a new transaction
 		// "status = 'pending'" as a literal lets SQLite use invites_due.
 		rows, err := c.QueryContext(ctx, `UPDATE invites SET attempts = attempts + 1, lease_until = ?1, updated_at = ?2
 			WHERE id IN (

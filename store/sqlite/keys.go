@@ -77,7 +77,7 @@ func (s *Store) CreateKey(ctx context.Context, k auth.Key) error {
 	if k.Revoked() {
 		revoked = sql.NullInt64{Int64: millis(k.RevokedAt), Valid: true}
 	}
-	err := s.write(ctx, func(c *sql.Conn) error {
+	err := s.write(ctx, func(c *wconn) error {
 		if _, err := c.ExecContext(ctx, `INSERT INTO apps (id, disabled, created_at) VALUES (?, 0, ?) ON CONFLICT DO NOTHING`,
 			k.AppID, millis(k.CreatedAt)); err != nil {
 			return err
@@ -104,7 +104,7 @@ func (s *Store) CreateKey(ctx context.Context, k auth.Key) error {
 
 func (s *Store) RevokeKeys(ctx context.Context, appID, prefix string, at time.Time) (int, error) {
 	var n int64
-	err := s.write(ctx, func(c *sql.Conn) error {
+	err := s.write(ctx, func(c *wconn) error {
 		if _, err := appOf(ctx, c, appID); isNoRows(err) {
 			return auth.ErrAppNotFound
 		} else if err != nil {
@@ -162,7 +162,7 @@ func (s *Store) ListKeys(ctx context.Context, appID string) ([]auth.Key, error) 
 }
 
 func (s *Store) SetAppDisabled(ctx context.Context, appID string, disabled bool) error {
-	err := s.write(ctx, func(c *sql.Conn) error {
+	err := s.write(ctx, func(c *wconn) error {
 		res, err := c.ExecContext(ctx, `UPDATE apps SET disabled = ? WHERE id = ?`, disabled, appID)
 		if err != nil {
 			return err

@@ -72,7 +72,7 @@ func (s *Store) migrate(ctx context.Context) error {
 	if !missing(ms, applied) {
 		return nil
 	}
-	err = s.write(ctx, func(c *sql.Conn) error {
+	err = s.write(ctx, func(c *wconn) error {
 		if _, err := c.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 			version    INTEGER NOT NULL PRIMARY KEY,
 			name       TEXT    NOT NULL,
@@ -114,7 +114,7 @@ func missing(ms []migration, applied map[int]bool) bool {
 	return false
 }
 
-// querier is what *sql.DB and *sql.Conn share for reading.
+// querier is what *sql.DB and a write's wconn share for reading.
 type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row

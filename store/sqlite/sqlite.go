@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"net/url"
@@ -33,9 +32,8 @@ type Store struct {
 	db *sql.DB
 	// owned: Close closes db (Open opened it).
 	owned bool
-	// writeLock serializes this store's write transactions; a channel
-	// rather than a mutex so that waiting respects the context.
-	writeLock chan struct{}
+	// writes batches the store's write transactions; see write.
+	writes writeQueue
 }
 
 var _ referral.CodeStore = (*Store)(nil)
@@ -78,7 +76,7 @@ func Open(path string) (*Store, error) {
 // does not close it. Without busy_timeout in db's DSN, writes from other
 // processes make this one's fail at once with SQLITE_BUSY; see [DSN].
 func New(db *sql.DB) (*Store, error) {
-	s := &Store{db: db, writeLock: make(chan struct{}, 1)}
+	s := &Store{db: db}
 	if err := s.migrate(context.Background()); err != nil {
 		return nil, err
 	}
@@ -102,59 +100,6 @@ func (s *Store) Close() error {
 		return fmt.Errorf("sqlite: close: %w", err)
 	}
 	return nil
-}
-
-// write runs fn in a write transaction (BEGIN IMMEDIATE) on one connection,
-// one at a time per store, and commits it if fn returns nil. Every write of
-// the store goes through it; so do the writes of other files of this
-// package (keys), so that they queue behind the same lock.
-func (s *Store) write(ctx context.Context, fn func(c *sql.Conn) error) error {
-	select {
-	case s.writeLock <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	defer func() { <-s.writeLock }()
-
-	c, err := s.db.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	// IMMEDIATE takes the write lock now: a deferred transaction that reads
-	// first could fail to upgrade when another process wrote meanwhile,
-	// and busy_timeout does not help there.
-	if _, err := c.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		rollback(c) // BEGIN may have started the transaction before failing
-		return err
-	}
-	if err := fn(c); err != nil {
-		rollback(c)
-		return err
-	}
-	// Once fn has succeeded, its work is committed even if the caller
-	// stopped waiting: a half-finished request then still leaves a whole
-	// row, never a transaction left open on a pooled connection.
-	if _, err := c.ExecContext(context.WithoutCancel(ctx), "COMMIT"); err != nil {
-		rollback(c)
-		return err
-	}
-	return nil
-}
-
-// rollback ends c's transaction. If that fails (SQLite may already have
-// rolled back by itself, e.g. on a full disk, or the connection is broken)
-// the connection is discarded rather than returned to the pool in an
-// unknown state.
-func rollback(c *sql.Conn) {
-	if _, err := c.ExecContext(context.Background(), "ROLLBACK"); err != nil {
-		discard(c)
-	}
-}
-
-// discard closes c's driver connection instead of pooling it.
-func discard(c *sql.Conn) {
-	_ = c.Raw(func(any) error { return driver.ErrBadConn })
 }
 
 // isNoRows reports whether err is sql.ErrNoRows.

@@ -1,0 +1,280 @@
+package sqlite
+
+import (
+	"context"
+	"slices"
+	"sync"
+)
+
+// maxBatch bounds how many writes one transaction commits. A batch holds
+// the write lock of the file for its whole length, so an unbounded one
+// would starve other processes and make its last caller wait for all the
+// others' SQL.
+const maxBatch = 128
+
+// A write's state, guarded by writeQueue.mu.
+const (
+	writeQueued    = iota // waiting for a leader to take it into a batch
+	writeTaken            // in a batch, its fn not started
+	writeRunning          // its fn has started: the caller waits for the batch
+	writeAbandoned        // the caller's context ended before fn started
+	writeDone             // err is its result
+)
+
+// writeQueue batches concurrent writes of one store into shared
+// transactions (group commit). It has no goroutine of its own: the caller
+// that finds no batch running leads one, and hands the lead to the oldest
+// queued caller when it is done, so that no caller leads more than one
+// batch.
+type writeQueue struct {
+	mu      sync.Mutex
+	queue   []*writeReq
+	leading bool // a batch is running or a queued caller has been told to lead
+	// conn is kept for the next batch while callers queue; only the
+	// leader uses it.
+	conn *wconn
+}
+
+// writeReq is one call of Store.write.
+type writeReq struct {
+	ctx context.Context
+	fn  func(c *wconn) error
+	// wake receives once the caller should look at lead or state again:
+	// when it is to lead the next batch or when its batch is over.
+	wake  chan struct{}
+	state int  // guarded by writeQueue.mu
+	lead  bool // guarded by writeQueue.mu
+	err   error
+}
+
+// write runs fn inside a write transaction and returns once that
+// transaction is committed (or fn or the commit failed): when it returns
+// nil, fn's writes are durable. Every write of the store goes through it;
+// so do the writes of other files of this package (keys).
+//
+// Concurrent calls share transactions: while one batch commits, new calls
+// queue, and the next batch runs all of them (up to maxBatch) in one
+// BEGIN IMMEDIATE ... COMMIT, so that one fsync covers the lot. That
+// fsync, not the SQL, is what bounds a write transaction's rate under
+// synchronous=FULL. Each fn runs alone on the batch's connection, in call
+// order, inside a savepoint of its own:
+//   - fn sees the writes of the fns before it in the batch, so a check in
+//     fn (a limit, a uniqueness) is as final as in a transaction of its own;
+//   - an fn that fails is rolled back to its savepoint and gets its error;
+//     the others still commit;
+//   - if the commit fails, every fn of the batch gets that error (a check
+//     that failed may have counted rows that are now gone);
+//   - if an fn's failure ends the whole transaction (SQLite rolls back by
+//     itself on some errors: a full disk, an interrupted write), that fn
+//     gets its error and the others run again in a new transaction. fn
+//     must therefore set its results afresh on each run, and return the
+//     first error it gets rather than carry on.
+//
+// If ctx ends before fn starts, fn never runs and write returns ctx.Err().
+// Once fn has started, write waits for the commit: fn's statements see
+// ctx, but once fn has succeeded its work is committed even if the caller
+// stopped waiting, so a half-finished request still leaves a whole row.
+func (s *Store) write(ctx context.Context, fn func(c *wconn) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r := &writeReq{ctx: ctx, fn: fn, wake: make(chan struct{}, 1)}
+	q := &s.writes
+	q.mu.Lock()
+	q.queue = append(q.queue, r)
+	first := !q.leading
+	r.lead, q.leading = first, true
+	q.mu.Unlock()
+	if !first {
+		select {
+		case <-r.wake:
+		case <-ctx.Done():
+			if q.abandon(r) {
+				return ctx.Err()
+			}
+			<-r.wake
+		}
+	}
+	q.mu.Lock()
+	lead := r.lead
+	q.mu.Unlock()
+	if lead {
+		s.runBatch()
+	}
+	return r.err
+}
+
+// abandon withdraws r, whose caller stopped waiting, unless its fn has
+// started or it is to lead the next batch. It reports whether it did.
+func (q *writeQueue) abandon(r *writeReq) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if r.lead {
+		return false // the next batch needs a leader; it skips r's fn
+	}
+	switch r.state {
+	case writeQueued:
+		q.queue = slices.DeleteFunc(q.queue, func(x *writeReq) bool { return x == r })
+	case writeTaken:
+	default:
+		return false
+	}
+	r.state = writeAbandoned
+	return true
+}
+
+// runBatch takes the oldest queued writes into a batch, commits it, hands
+// the lead to the next queued caller, if any, and then wakes the batch's
+// callers.
+func (s *Store) runBatch() {
+	q := &s.writes
+	q.mu.Lock()
+	n := min(len(q.queue), maxBatch)
+	batch := slices.Clone(q.queue[:n])
+	q.queue = slices.Delete(q.queue, 0, n) // keeps the backing array: the queue is reused
+	for _, r := range batch {
+		r.state = writeTaken
+	}
+	w := q.conn
+	q.conn = nil
+	q.mu.Unlock()
+
+	for todo := batch; len(todo) > 0; {
+		w, todo = s.commitBatch(w, todo)
+	}
+
+	q.mu.Lock()
+	var wake []*writeReq
+	for _, r := range batch {
+		if r.state != writeAbandoned {
+			r.state = writeDone
+			wake = append(wake, r)
+		}
+	}
+	// Hand over before waking anyone: the next batch's BEGIN then overlaps
+	// with this batch's callers going on with their requests.
+	var idle *wconn
+	if len(q.queue) > 0 {
+		q.conn = w
+		next := q.queue[0]
+		next.lead = true
+		next.wake <- struct{}{}
+	} else {
+		q.leading = false
+		idle = w
+	}
+	q.mu.Unlock()
+	for _, r := range wake {
+		r.wake <- struct{}{} // buffered, and each r is woken at most twice: to lead, then done
+	}
+	idle.close()
+}
+
+// start marks r's fn as started, unless its caller abandoned it. A write
+// already started, in a transaction that was rolled back, starts again.
+func (q *writeQueue) start(r *writeReq) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if r.state == writeAbandoned {
+		return false
+	}
+	r.state = writeRunning
+	return true
+}
+
+// commitBatch runs batch's writes in one transaction on w (a new
+// connection if w is nil) and commits it, setting each write's err. It
+// returns w if the connection can serve the next batch, nil if it was
+// closed. If an fn's failure ended the transaction, it also returns the
+// writes to run again in a new one: every other write of batch that ran
+// or was still to run.
+func (s *Store) commitBatch(w *wconn, batch []*writeReq) (*wconn, []*writeReq) {
+	q := &s.writes
+	fail := func(err error) {
+		for _, r := range batch {
+			if q.start(r) {
+				r.err = err
+			}
+		}
+	}
+	if w == nil {
+		var err error
+		if w, err = newWconn(s.db); err != nil {
+			fail(err)
+			return nil, nil
+		}
+	}
+	// The batch's own statements do not use any caller's context: the
+	// other callers' writes must not fail because one caller went away.
+	// Each fn uses its caller's.
+	bg := context.Background()
+	// IMMEDIATE takes the write lock now: a deferred transaction that reads
+	// first could fail to upgrade when another process wrote meanwhile,
+	// and busy_timeout does not help there.
+	if _, err := w.ExecContext(bg, "BEGIN IMMEDIATE"); err != nil {
+		w.rollback() // BEGIN may have started the transaction before failing
+		w.close()
+		fail(err)
+		return nil, nil
+	}
+	var ran []*writeReq // the writes that ran in this transaction
+	for i, r := range batch {
+		if !q.start(r) {
+			continue
+		}
+		if err := r.ctx.Err(); err != nil {
+			r.err = err
+			continue
+		}
+		ran = append(ran, r)
+		var open bool
+		open, r.err = runSavepoint(w, r.fn)
+		if !open {
+			// The transaction is gone: r's error is its own; the others
+			// did nothing wrong and get a new transaction.
+			w.rollback()
+			w.close()
+			return nil, slices.Concat(ran[:len(ran)-1], batch[i+1:])
+		}
+	}
+	if len(ran) == 0 {
+		if !w.rollback() {
+			w.close()
+			return nil, nil
+		}
+		return w, nil
+	}
+	if _, err := w.ExecContext(bg, "COMMIT"); err != nil {
+		for _, r := range ran {
+			r.err = err
+		}
+		w.rollback()
+		w.close()
+		return nil, nil
+	}
+	return w, nil
+}
+
+// runSavepoint runs fn inside a savepoint of w's transaction, releasing it
+// if fn succeeds and rolling back to it if fn fails. It returns whether the
+// transaction is still open, and fn's error: SQLite ends the transaction
+// by itself on some errors, which the savepoint's being gone reveals.
+func runSavepoint(w *wconn, fn func(c *wconn) error) (open bool, err error) {
+	bg := context.Background()
+	if _, err := w.ExecContext(bg, "SAVEPOINT write"); err != nil {
+		return false, err
+	}
+	if err := fn(w); err != nil {
+		if _, rerr := w.ExecContext(bg, "ROLLBACK TO write"); rerr != nil {
+			return false, err
+		}
+		if _, rerr := w.ExecContext(bg, "RELEASE write"); rerr != nil {
+			return false, err
+		}
+		return true, err
+	}
+	if _, err := w.ExecContext(bg, "RELEASE write"); err != nil {
+		return false, err
+	}
+	return true, nil
+}
