@@ -15,8 +15,8 @@
 // Concurrency: the store runs one write transaction at a time and starts
 // each with BEGIN IMMEDIATE, so that concurrent requests in this process
 // queue instead of failing with SQLITE_BUSY, and writers in other processes
-// sharing the file wait on busy_timeout. Reads run in parallel. The writes
-// that queue while a transaction commits share the next one (group commit):
+// sharing the file wait on busy_timeout. Reads run in parallel. Writes that
+// come while a transaction runs share it or the next one (group commit):
 // each runs after the one before it in the same transaction, inside a
 // savepoint of its own, so its checks see every invite recorded before it
 // and its failure undoes only its own work; and none of them returns before

@@ -52,9 +52,10 @@ type writeReq struct {
 // nil, fn's writes are durable. Every write of the store goes through it;
 // so do the writes of other files of this package (keys).
 //
-// Concurrent calls share transactions: while one batch commits, new calls
-// queue, and the next batch runs all of them (up to maxBatch) in one
-// BEGIN IMMEDIATE ... COMMIT, so that one fsync covers the lot. That
+// Concurrent calls share transactions: calls queue while a batch runs, join
+// it if it has not reached its COMMIT yet, and otherwise make the next
+// batch; a batch runs up to maxBatch calls in one BEGIN IMMEDIATE ...
+// COMMIT, so that one fsync covers the lot. That
 // fsync, not the SQL, is what bounds a write transaction's rate under
 // synchronous=FULL. Each fn runs alone on the batch's connection, in call
 // order, inside a savepoint of its own:
@@ -128,19 +129,23 @@ func (q *writeQueue) abandon(r *writeReq) bool {
 // callers.
 func (s *Store) runBatch() {
 	q := &s.writes
+	batch := q.take(maxBatch)
 	q.mu.Lock()
-	n := min(len(q.queue), maxBatch)
-	batch := slices.Clone(q.queue[:n])
-	q.queue = slices.Delete(q.queue, 0, n) // keeps the backing array: the queue is reused
-	for _, r := range batch {
-		r.state = writeTaken
-	}
 	w := q.conn
 	q.conn = nil
 	q.mu.Unlock()
 
-	for todo := batch; len(todo) > 0; {
-		w, todo = s.commitBatch(w, todo)
+	// Writes queued while the batch runs join it until it commits: with
+	// callers that send their next write as soon as the last returns, a
+	// batch that took only what was queued at its start would leave them
+	// split in two groups, one running while the other waits.
+	takeMore := func() []*writeReq {
+		more := q.take(maxBatch - len(batch))
+		batch = append(batch, more...)
+		return more
+	}
+	for todo := slices.Clone(batch); len(todo) > 0; {
+		w, todo = s.commitBatch(w, todo, takeMore)
 	}
 
 	q.mu.Lock()
@@ -170,6 +175,19 @@ func (s *Store) runBatch() {
 	idle.close()
 }
 
+// take moves up to max of the oldest queued writes into a batch.
+func (q *writeQueue) take(max int) []*writeReq {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := min(len(q.queue), max)
+	taken := slices.Clone(q.queue[:n])
+	q.queue = slices.Delete(q.queue, 0, n) // keeps the backing array: the queue is reused
+	for _, r := range taken {
+		r.state = writeTaken
+	}
+	return taken
+}
+
 // start marks r's fn as started, unless its caller abandoned it. A write
 // already started, in a transaction that was rolled back, starts again.
 func (q *writeQueue) start(r *writeReq) bool {
@@ -183,12 +201,13 @@ func (q *writeQueue) start(r *writeReq) bool {
 }
 
 // commitBatch runs batch's writes in one transaction on w (a new
-// connection if w is nil) and commits it, setting each write's err. It
+// connection if w is nil), then those takeMore gives it until it gives
+// none, and commits it, setting each write's err. It
 // returns w if the connection can serve the next batch, nil if it was
 // closed. If an fn's failure ended the transaction, it also returns the
 // writes to run again in a new one: every other write of batch that ran
 // or was still to run.
-func (s *Store) commitBatch(w *wconn, batch []*writeReq) (*wconn, []*writeReq) {
+func (s *Store) commitBatch(w *wconn, batch []*writeReq, takeMore func() []*writeReq) (*wconn, []*writeReq) {
 	q := &s.writes
 	fail := func(err error) {
 		for _, r := range batch {
@@ -218,7 +237,15 @@ func (s *Store) commitBatch(w *wconn, batch []*writeReq) (*wconn, []*writeReq) {
 		return nil, nil
 	}
 	var ran []*writeReq // the writes that ran in this transaction
-	for i, r := range batch {
+	for i := 0; ; i++ {
+		if i == len(batch) {
+			more := takeMore()
+			if len(more) == 0 {
+				break
+			}
+			batch = append(batch, more...)
+		}
+		r := batch[i]
 		if !q.start(r) {
 			continue
 		}

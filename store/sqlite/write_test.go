@@ -20,27 +20,33 @@ import (
 
 // holdWrites makes s's write queue busy with a write that blocks until the
 // returned release is called, so that the writes queued meanwhile all go
-// into the next batch.
-func holdWrites(t *testing.T, s *sqlite.Store) (release func()) {
+// into one batch, in the order they were queued, with the blocking one.
+// release returns the blocking write's error.
+func holdWrites(t *testing.T, s *sqlite.Store) (release func() error) {
 	t.Helper()
 	started, unblock := make(chan struct{}), make(chan struct{})
+	var startOnce sync.Once
 	done := make(chan error, 1)
 	go func() {
 		done <- s.Write(context.Background(), func(*sqlite.WriteConn) error {
-			close(started)
+			startOnce.Do(func() { close(started) }) // a write may run again
 			<-unblock
 			return nil
 		})
 	}()
 	<-started
-	var once sync.Once
-	release = func() {
+	var (
+		once sync.Once
+		err  error
+	)
+	release = func() error {
 		once.Do(func() {
 			close(unblock)
-			require.NoError(t, <-done)
+			err = <-done
 		})
+		return err
 	}
-	t.Cleanup(release)
+	t.Cleanup(func() { release() })
 	return release
 }
 
@@ -125,7 +131,7 @@ func TestWriteBatchIsolatesFailures(t *testing.T) {
 	require.ErrorIs(t, <-cancelled, context.Canceled)
 	waitQueued(t, s, len(cases))
 
-	release()
+	require.NoError(t, release())
 	wg.Wait()
 	for i, c := range cases {
 		if c.wantErr == "" {
@@ -184,7 +190,7 @@ func TestWriteBatchLimits(t *testing.T) {
 		})
 	}
 	waitQueued(t, s, 3*callers)
-	release()
+	require.NoError(t, release())
 	wg.Wait()
 
 	count := func(rs []result) (ok, replayed, limitErrs, cooldownErrs int) {
@@ -261,7 +267,7 @@ func TestWriteBatchCommitFails(t *testing.T) {
 		})
 	})
 	waitQueued(t, s, len(apps)+1)
-	release()
+	assert.ErrorContains(t, release(), "FOREIGN KEY constraint failed", "the blocking write")
 	wg.Wait()
 	for i, err := range errs {
 		assert.ErrorContains(t, err, "FOREIGN KEY constraint failed", "caller %d", i)
@@ -306,7 +312,7 @@ func TestWriteBatchRerunsAfterRollback(t *testing.T) {
 	waitQueued(t, s, 2)
 	wg.Go(func() { errAfter = s.Write(t.Context(), insertApp(after)) })
 	waitQueued(t, s, 3)
-	release()
+	require.NoError(t, release())
 	wg.Wait()
 
 	require.NoError(t, errBefore)
