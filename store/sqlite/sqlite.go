@@ -91,8 +91,10 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the database if Open opened it; otherwise it does nothing.
+// Close closes the database if Open opened it. Either way the store stops
+// keeping a connection for its writes between batches.
 func (s *Store) Close() error {
+	s.writes.close()
 	if !s.owned {
 		return nil
 	}

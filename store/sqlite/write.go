@@ -33,6 +33,19 @@ type writeQueue struct {
 	// conn is kept for the next batch while callers queue; only the
 	// leader uses it.
 	conn *wconn
+	// closed: the store is closed, so conn is not kept; a held connection
+	// would still work after its DB was closed.
+	closed bool
+}
+
+// close stops q from keeping a connection between batches. A batch that
+// is running finishes on its own.
+func (q *writeQueue) close() {
+	q.mu.Lock()
+	w := q.conn
+	q.conn, q.closed = nil, true
+	q.mu.Unlock()
+	w.close()
 }
 
 // writeReq is one call of Store.write.
@@ -158,15 +171,16 @@ func (s *Store) runBatch() {
 	}
 	// Hand over before waking anyone: the next batch's BEGIN then overlaps
 	// with this batch's callers going on with their requests.
-	var idle *wconn
+	idle := w
 	if len(q.queue) > 0 {
-		q.conn = w
+		if !q.closed {
+			q.conn, idle = w, nil
+		}
 		next := q.queue[0]
 		next.lead = true
 		next.wake <- struct{}{}
 	} else {
 		q.leading = false
-		idle = w
 	}
 	q.mu.Unlock()
 	for _, r := range wake {
