@@ -65,17 +65,17 @@ func (s *Store) Redeem(ctx context.Context, r referral.Redemption) (referral.Red
 // statsSQL counts in one statement, so from one snapshot. Accepted starts
 // from the referrer's redemptions, usually fewer than their invites, and
 // looks each address up in invites_by_address.
-const statsSQL = `SELECT i.invited, i.sent,
+const statsSQL = `SELECT counts.invited, counts.sent,
 	(SELECT count(*) FROM (
 		SELECT DISTINCT email_key FROM redemptions WHERE app_id = @app_id AND referrer_id = @referrer_id
 	) AS r WHERE EXISTS (
-		SELECT FROM invites AS i WHERE i.app_id = @app_id AND i.referrer_id = @referrer_id AND i.email_key = r.email_key
+		SELECT FROM invites AS inv WHERE inv.app_id = @app_id AND inv.referrer_id = @referrer_id AND inv.email_key = r.email_key
 	)),
 	(SELECT count(*) FROM redemptions WHERE app_id = @app_id AND referrer_id = @referrer_id)
 FROM (
 	SELECT count(*) AS invited, count(*) FILTER (WHERE status = 'sent') AS sent
 	FROM invites WHERE app_id = @app_id AND referrer_id = @referrer_id
-) AS i`
+) AS counts`
 
 func (s *Store) Stats(ctx context.Context, appID, userID string) (referral.Stats, error) {
 	var st referral.Stats
