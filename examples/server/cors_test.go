@@ -3,19 +3,40 @@ package main
 import (
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+
+	"github.com/referralkit/referralkit/mail/mailtest"
+	"github.com/referralkit/referralkit/referral"
+	"github.com/referralkit/referralkit/store/memory"
 )
 
 type okStore struct{ backend }
+
+// newTestHandler is a handler on in-memory parts that lets every caller in.
+func newTestHandler(t *testing.T) *referral.Handler {
+	h, err := referral.New(referral.Config{
+		Auth: referral.AuthenticatorFunc(func(*http.Request, string) (referral.Principal, error) {
+			return referral.Principal{AppID: "0b0f7c1e-6a55-4c6e-9d7e-5a1f2b3c4d5e"}, nil
+		}),
+		Store:     memory.New(),
+		Mailer:    &mailtest.Recorder{},
+		From:      "a@example.com",
+		SignupURL: "https://app.example.com/s?ref={code}",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
 
 // TestCORSPreflight sends the preflight a browser sends before a fetch with
 // an access token and a JSON body, and the request that follows.
 func TestCORSPreflight(t *testing.T) {
 	t.Parallel()
-	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusCreated) })
-	h := routes(app, okStore{}, []string{"https://app.example.com"})
+	h := routes(newTestHandler(t), nil, okStore{}, []string{"https://app.example.com"})
 
 	tests := []struct {
 		name, origin, headers string
@@ -45,8 +66,10 @@ func TestCORSPreflight(t *testing.T) {
 		})
 	}
 
-	req := httptest.NewRequest(http.MethodPost, "/v1/users/6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b/referral-invites", nil)
+	req := httptest.NewRequest(http.MethodPost, "/v1/users/6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b/referral-invites",
+		strings.NewReader(`{"email":"a@example.com","language":"en"}`))
 	req.Header.Set("Origin", "https://app.example.com")
+	req.Header.Set("Content-Type", "application/json")
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	assert.Equal(t, http.StatusCreated, rec.Code)

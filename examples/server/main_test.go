@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"mime"
+	"mime/quotedprintable"
 	"net/http"
 	netmail "net/mail"
 	"os"
@@ -196,15 +197,31 @@ func TestNewcomerTour(t *testing.T) {
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 
 	msgs := waitForMail(t, s.dir, sent)
-	subjects := map[string]string{}
+	subjects, bodies := map[string]string{}, map[string]string{}
 	dec := new(mime.WordDecoder)
 	for _, m := range msgs {
 		subject, err := dec.DecodeHeader(m.Header.Get("Subject"))
 		require.NoError(t, err)
 		subjects[m.Header.Get("To")] = subject
+		body, err := io.ReadAll(quotedprintable.NewReader(m.Body))
+		require.NoError(t, err)
+		bodies[m.Header.Get("To")] = string(body)
 		assert.NotEmpty(t, m.Header.Get("Message-Id"))
 	}
 	assert.Equal(t, "ご招待のお知らせ", subjects["<token-friend@example.com>"])
+
+	// The friend signs up: the README's redemption block, with the code
+	// from the email.
+	code := regexp.MustCompile(`ref=([0-9A-Z]{10})`).FindStringSubmatch(bodies["<friend@example.com>"])
+	require.NotNil(t, code, "no sign-up link in %q", bodies["<friend@example.com>"])
+	script := strings.ReplaceAll(readmeBlock(t, "redeem"), "http://127.0.0.1:8080", s.url)
+	redeem := exec.Command("bash", "-c", "set -e\n"+script)
+	redeem.Env = append(cleanEnv(), "CLIENT_ID="+creds.ClientID, "API_KEY="+creds.APIKey, "CODE="+code[1])
+	out, err := redeem.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Contains(t, string(out), `"data":{"valid":true}`)
+	assert.Contains(t, string(out), `"message":"Referral recorded."`)
+
 	logs := s.stop(t)
 	assert.Contains(t, logs, "stopped")
 }

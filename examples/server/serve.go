@@ -60,8 +60,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if c.delivery == "queued" {
 		delivery = referral.Queued
 	}
+	apiKeys := auth.NewAPIKeys(store)
 	h, err := referral.New(referral.Config{
-		Auth:         auth.Either(auth.NewAPIKeys(store), tokens),
+		Auth:         auth.Either(apiKeys, tokens),
 		Store:        store,
 		Mailer:       mailer,
 		From:         c.from,
@@ -80,7 +81,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return usageError{fmt.Errorf("-addr: %w", err)}
 	}
 	srv := &http.Server{
-		Handler:           routes(h, store, c.origins()),
+		Handler:           routes(h, apiKeys, store, c.origins()),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		// Inline delivery may take up to the send timeout.
@@ -125,11 +126,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	return err
 }
 
-// routes is the server's mux: the route, /healthz, and CORS for the
-// origins given.
-func routes(h http.Handler, store backend, origins []string) http.Handler {
+// routes is the server's mux: the invite route, the referral-code routes
+// (redemptions take API keys only: they are the host's server-side call),
+// /healthz, and CORS for the origins given.
+func routes(h *referral.Handler, apiKeys referral.Authenticator, store backend, origins []string) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(referral.Pattern, h)
+	mux.Handle(referral.CodePattern, h.CodeLookup())
+	mux.Handle(referral.RedemptionPattern, h.Redemptions(apiKeys))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
@@ -145,7 +149,7 @@ func routes(h http.Handler, store backend, origins []string) http.Handler {
 	}
 	return cors.New(cors.Options{
 		AllowedOrigins: origins,
-		AllowedMethods: []string{http.MethodPost},
+		AllowedMethods: []string{http.MethodGet, http.MethodPost},
 		AllowedHeaders: []string{"Authorization", "Content-Type", "Idempotency-Key", "X-Request-Id"},
 		ExposedHeaders: []string{"X-Request-Id", "Retry-After"},
 		MaxAge:         600,

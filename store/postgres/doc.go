@@ -1,6 +1,8 @@
-// Package postgres is the referral.CodeStore, auth.KeyStore and
-// auth.KeyManager for host apps that run several instances on one PostgreSQL
-// database, through github.com/jackc/pgx/v5.
+// Package postgres is the referral.CodeStore, referral.RedemptionStore,
+// auth.KeyStore and auth.KeyManager for host apps that run several instances
+// on one PostgreSQL database, through github.com/jackc/pgx/v5. One
+// redemption per new user holds across processes (the redemptions table's
+// primary key).
 //
 // [Open] takes a URL and makes a pool the store owns; [New] takes a
 // *pgxpool.Pool the caller owns. Both apply the schema first.

@@ -15,8 +15,8 @@ import (
 	"github.com/referralkit/referralkit/referral"
 )
 
-// Store is a referral.CodeStore, auth.KeyStore and auth.KeyManager in a
-// PostgreSQL database. It is safe for concurrent use, and its checks hold
+// Store is a referral.CodeStore, referral.RedemptionStore, auth.KeyStore
+// and auth.KeyManager in a PostgreSQL database. It is safe for concurrent use, and its checks hold
 // across every process that shares the database. Build it with [Open] or
 // [New].
 type Store struct {

@@ -1,4 +1,6 @@
-// Package sqlite is the default referral.CodeStore: one SQLite file, through
+// Package sqlite is the default store: referral.CodeStore,
+// referral.RedemptionStore, auth.KeyStore and auth.KeyManager in one SQLite
+// file, through
 // the pure-Go driver modernc.org/sqlite (driver name "sqlite"), so that the
 // library needs no C toolchain.
 //
