@@ -1,8 +1,7 @@
 // Package sqlite is the default store: referral.CodeStore,
 // referral.RedemptionStore, auth.KeyStore and auth.KeyManager in one SQLite
-// file, through
-// the pure-Go driver modernc.org/sqlite (driver name "sqlite"), so that the
-// library needs no C toolchain.
+// file, through the pure-Go driver modernc.org/sqlite (driver name
+// "sqlite"), so that the library needs no C toolchain.
 //
 // [Open] is the common case: it opens a file with the pragmas the store
 // relies on and applies the schema. [New] takes a *sql.DB the caller owns
