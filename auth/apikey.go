@@ -96,7 +96,7 @@ type App struct {
 // It returns the key in plain text, to be shown once and then forgotten,
 // and the Key to store, which holds only its hash.
 func NewKey(appID string, typ KeyType) (plaintext string, k Key, err error) {
-	id, ok := canonicalUUID(appID)
+	id, ok := referral.CanonicalUUID(appID)
 	if !ok {
 		return "", Key{}, errors.New("auth: app id must be a UUID")
 	}
@@ -215,7 +215,7 @@ func (a *APIKeys) Authenticate(r *http.Request, userID string) (referral.Princip
 	if !ok1 || !ok2 || !ok3 {
 		return referral.Principal{}, errBadKey
 	}
-	appID, okID := canonicalUUID(client)
+	appID, okID := referral.CanonicalUUID(client)
 	typ, typErr := ParseKeyType(declared)
 	prefix, okKey := KeyPrefix(secret)
 	if !okID || typErr != nil || !okKey {
@@ -262,15 +262,3 @@ func single(h http.Header, name string) (string, bool) {
 	return vs[0], true
 }
 
-// canonicalUUID returns s in canonical lower-case form if it is a UUID in
-// the usual 36-character form (any version, any case).
-func canonicalUUID(s string) (string, bool) {
-	if len(s) != 36 {
-		return "", false
-	}
-	u, err := uuid.Parse(s)
-	if err != nil {
-		return "", false
-	}
-	return u.String(), true
-}

@@ -246,7 +246,7 @@ func (t *Tokens) Authenticate(r *http.Request, userID string) (referral.Principa
 			return referral.Principal{}, fmt.Errorf("auth: checking the token's app: %w", err)
 		}
 	}
-	sub, isUUID := canonicalUUID(c.Subject)
+	sub, isUUID := referral.CanonicalUUID(c.Subject)
 	if !isUUID {
 		sub = c.Subject
 	}
@@ -321,7 +321,7 @@ func claimsOf(mc jwt.MapClaims, kid string) (Claims, error) {
 func audienceApp(aud []string) (string, error) {
 	app := ""
 	for _, a := range aud {
-		id, ok := canonicalUUID(a)
+		id, ok := referral.CanonicalUUID(a)
 		if !ok || id == app {
 			continue
 		}
@@ -358,7 +358,7 @@ func KnownApps(s KeyStore) func(ctx context.Context, appID string) error {
 func ClientIDs(ids ...string) func(ctx context.Context, appID string) error {
 	allowed := make(map[string]bool, len(ids))
 	for _, id := range ids {
-		if c, ok := canonicalUUID(id); ok {
+		if c, ok := referral.CanonicalUUID(id); ok {
 			allowed[c] = true
 		}
 	}

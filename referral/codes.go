@@ -74,7 +74,7 @@ func (q *request) redeem(a Authenticator) {
 	if !ok {
 		return
 	}
-	user, ok := canonicalUUID(fields[0])
+	user, ok := CanonicalUUID(fields[0])
 	if !ok {
 		q.fail(http.StatusBadRequest, "userId must be a UUID", nil)
 		return

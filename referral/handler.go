@@ -101,7 +101,7 @@ func (q *request) serve() {
 	if !q.allow(http.MethodPost) {
 		return
 	}
-	userID, ok := canonicalUUID(h.cfg.PathValue(r, "userId"))
+	userID, ok := CanonicalUUID(h.cfg.PathValue(r, "userId"))
 	if !ok {
 		q.fail(http.StatusBadRequest, errBadUserID, nil)
 		return

@@ -87,7 +87,7 @@ func (h *Handler) redeem(ctx context.Context, appID, code, newUserID, email stri
 	if !ok {
 		return Redemption{}, false, ErrRedemptionUnsupported
 	}
-	user, ok := canonicalUUID(newUserID)
+	user, ok := CanonicalUUID(newUserID)
 	if !ok {
 		return Redemption{}, false, inputError("userId must be a UUID")
 	}
@@ -132,8 +132,8 @@ func (h *Handler) Stats(ctx context.Context, appID, userID string) (Stats, error
 	if !ok {
 		return Stats{}, ErrRedemptionUnsupported
 	}
-	app, ok1 := canonicalUUID(appID)
-	user, ok2 := canonicalUUID(userID)
+	app, ok1 := CanonicalUUID(appID)
+	user, ok2 := CanonicalUUID(userID)
 	if !ok1 || !ok2 {
 		return Stats{}, inputError("appId and userId must be UUIDs")
 	}

@@ -14,9 +14,10 @@ const (
 	maxIdemKey  = 255
 )
 
-// canonicalUUID returns s in canonical lower-case form if it is a UUID in
-// the usual 36-character form (any version, any case).
-func canonicalUUID(s string) (string, bool) {
+// CanonicalUUID returns s in canonical lower-case form if it is a UUID in
+// the usual 36-character form (any version, any case): the form user, app
+// and invite ids take everywhere in this module.
+func CanonicalUUID(s string) (string, bool) {
 	if len(s) != 36 {
 		return "", false
 	}

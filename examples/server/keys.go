@@ -9,9 +9,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/referralkit/referralkit/auth"
+	"github.com/referralkit/referralkit/referral"
 )
 
 // runKeys runs "keys create|revoke|list".
@@ -103,11 +102,11 @@ func runToken(ctx context.Context, args []string, getenv func(string) string, st
 		return errors.New("token needs -app and -user")
 	}
 	for name, v := range map[string]*string{"-app": &app, "-user": &user} {
-		id, err := uuid.Parse(*v)
-		if err != nil || len(*v) != 36 {
+		id, ok := referral.CanonicalUUID(*v)
+		if !ok {
 			return fmt.Errorf("token %s must be a UUID", name)
 		}
-		*v = id.String()
+		*v = id
 	}
 	if ttl <= 0 {
 		return errors.New("-ttl must be positive")
