@@ -261,4 +261,3 @@ func single(h http.Header, name string) (string, bool) {
 	}
 	return vs[0], true
 }
-
