@@ -103,7 +103,7 @@ func (e *env) close(stderr io.Writer) {
 		e.sink.close()
 	}
 	if e.keep {
-		fmt.Fprintln(stderr, "loadtest: kept", e.dir)
+		fmt.Fprintln(stderr, "loadtest: kept", e.dir, "(database and server.log)")
 		return
 	}
 	os.RemoveAll(e.dir)

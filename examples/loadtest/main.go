@@ -56,7 +56,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.sendTimeout, "send-timeout", 2*time.Second, "the server's -send-timeout; a claim's lease, which a kill leaves behind, is 11 times this")
 	fs.DurationVar(&o.retryBackoff, "retry-backoff", time.Second, "the server's -retry-backoff: its 8 attempts span at least 63.5 times this, which must outlast the faults")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 3*time.Minute, "bound on the wait for the server's queue to empty after the load")
-	fs.BoolVar(&o.keep, "keep", false, "keep the temporary folders (databases, server logs) and print where they are")
+	fs.BoolVar(&o.keep, "keep", false, "keep the temporary folders (databases, server logs) and print where they are; a failed scenario always keeps its own")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

@@ -83,11 +83,15 @@ func runScenario(ctx context.Context, name string, o options, stderr io.Writer) 
 	if err != nil {
 		return nil, err
 	}
-	defer e.close(stderr)
 	r := &report{scenario: name, header: []string{
 		"server:  " + e.setup.commandLine(),
 		fmt.Sprintf("clients: %d, each request a new address, a new referrer every %d requests", o.clients, referrerEvery),
 	}}
+	defer func() {
+		// A failed scenario keeps its folder: the server's log tells why.
+		e.keep = e.keep || len(r.problems) > 0
+		e.close(stderr)
+	}()
 	switch name {
 	case "throughput":
 		err = throughput(ctx, e, o, r)
