@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -89,7 +90,7 @@ func runScenario(ctx context.Context, name string, o options, stderr io.Writer) 
 	}}
 	defer func() {
 		// A failed scenario keeps its folder: the server's log tells why.
-		e.keep = e.keep || len(r.problems) > 0
+		e.keep = e.keep || err != nil || len(r.problems) > 0
 		e.close(stderr)
 	}()
 	switch name {
@@ -126,11 +127,12 @@ func throughput(ctx context.Context, e *env, o options, r *report) error {
 	// CPU per message while draining is the worker's alone: it tells how
 	// the referral server's CPU splits between requests and delivery.
 	sentBefore := e.sink.count()
+	var drainErr error
 	drainCPU, err := measureCPU(e.server(), func() driveResult {
-		r.delivery, err = e.drain(ctx, o.drainTimeout, r.referral.created, r.referral.unknown)
+		r.delivery, drainErr = e.drain(ctx, o.drainTimeout, r.referral.created, r.referral.unknown)
 		return driveResult{}
 	})
-	if err != nil {
+	if err = errors.Join(err, drainErr); err != nil {
 		return err
 	}
 	drained := e.sink.count() - sentBefore
