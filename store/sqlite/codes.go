@@ -13,7 +13,8 @@ const maxCodeTries = 8
 
 func (s *Store) EnsureCode(ctx context.Context, appID, userID string, newCode func() string) (string, error) {
 	// Most calls are for users who have a code: a read, no write lock.
-	code, err := codeOf(ctx, s.db, appID, userID)
+	var code string
+	err := s.readCode.QueryRowContext(ctx, appID, userID).Scan(&code)
 	if err == nil {
 		return code, nil
 	}
@@ -50,10 +51,15 @@ func (s *Store) EnsureCode(ctx context.Context, appID, userID string, newCode fu
 	return code, nil
 }
 
+const (
+	codeQuery  = `SELECT code FROM codes WHERE app_id = ? AND user_id = ?`
+	ownerQuery = `SELECT app_id, user_id FROM codes WHERE code = ?`
+)
+
 // codeOf returns the code of (appID, userID), or sql.ErrNoRows.
 func codeOf(ctx context.Context, q querier, appID, userID string) (string, error) {
 	var code string
-	err := q.QueryRowContext(ctx, `SELECT code FROM codes WHERE app_id = ? AND user_id = ?`, appID, userID).Scan(&code)
+	err := q.QueryRowContext(ctx, codeQuery, appID, userID).Scan(&code)
 	return code, err
 }
 
@@ -63,7 +69,7 @@ func (s *Store) ResolveCode(ctx context.Context, code string) (referral.Owner, e
 		return referral.Owner{}, referral.ErrCodeNotFound
 	}
 	var o referral.Owner
-	err := s.db.QueryRowContext(ctx, `SELECT app_id, user_id FROM codes WHERE code = ?`, c).Scan(&o.AppID, &o.UserID)
+	err := s.readOwner.QueryRowContext(ctx, c).Scan(&o.AppID, &o.UserID)
 	if isNoRows(err) {
 		return referral.Owner{}, referral.ErrCodeNotFound
 	}

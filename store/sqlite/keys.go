@@ -38,8 +38,7 @@ func scanKey(row interface{ Scan(...any) error }) (auth.Key, error) {
 }
 
 func (s *Store) LookupKey(ctx context.Context, appID, prefix string) (auth.Key, error) {
-	k, err := scanKey(s.db.QueryRowContext(ctx,
-		`SELECT `+keyColumns+` FROM api_keys WHERE app_id = ? AND prefix = ?`, appID, prefix))
+	k, err := scanKey(s.readKey.QueryRowContext(ctx, appID, prefix))
 	if isNoRows(err) {
 		return auth.Key{}, auth.ErrKeyNotFound
 	}
@@ -50,7 +49,7 @@ func (s *Store) LookupKey(ctx context.Context, appID, prefix string) (auth.Key, 
 }
 
 func (s *Store) LookupApp(ctx context.Context, appID string) (auth.App, error) {
-	a, err := appOf(ctx, s.db, appID)
+	a, err := scanApp(s.readApp.QueryRowContext(ctx, appID))
 	if isNoRows(err) {
 		return auth.App{}, auth.ErrAppNotFound
 	}
@@ -60,14 +59,22 @@ func (s *Store) LookupApp(ctx context.Context, appID string) (auth.App, error) {
 	return a, nil
 }
 
+const (
+	keyQuery = `SELECT ` + keyColumns + ` FROM api_keys WHERE app_id = ? AND prefix = ?`
+	appQuery = `SELECT id, disabled, created_at FROM apps WHERE id = ?`
+)
+
 // appOf returns app appID, or sql.ErrNoRows.
 func appOf(ctx context.Context, q querier, appID string) (auth.App, error) {
+	return scanApp(q.QueryRowContext(ctx, appQuery, appID))
+}
+
+func scanApp(row interface{ Scan(...any) error }) (auth.App, error) {
 	var (
 		a       auth.App
 		created int64
 	)
-	err := q.QueryRowContext(ctx, `SELECT id, disabled, created_at FROM apps WHERE id = ?`, appID).
-		Scan(&a.ID, &a.Disabled, &created)
+	err := row.Scan(&a.ID, &a.Disabled, &created)
 	a.CreatedAt = fromMillis(created)
 	return a, err
 }
