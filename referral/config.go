@@ -71,8 +71,8 @@ type Config struct {
 	// when it found none. Default 1s.
 	PollInterval time.Duration
 	// OnOutcome, if set, is called after each final delivery outcome of the
-	// queued worker (the invite has Status sent or failed). It must not
-	// block for long.
+	// queued worker (the invite has Status sent or failed). It may be called
+	// from several goroutines at once and must not block for long.
 	OnOutcome func(Invite)
 	// OnRedeemed, if set, is called once for each new redemption recorded
 	// by Handler.Redeem, so that the host can grant rewards. It must not

@@ -906,6 +906,18 @@ func TestE2EWorkerKilledMidBatch(t *testing.T) {
 				hung := next("e2e-sending")
 				assert.NotEqual(t, lastSent, hung)
 			}
+			// The worker records outcomes while the next message goes out:
+			// wait until the records that can finish have, so that the
+			// duplicates are exactly the messages it never got to record.
+			require.Eventually(t, func() bool {
+				sent := 0
+				for _, inv := range e2eInvites(t, store) {
+					if inv.Status == referral.StatusSent {
+						sent++
+					}
+				}
+				return sent == after-tt.wantDup
+			}, e2eWait, 10*time.Millisecond, "the child's records of what it sent")
 			kill()
 			assert.Len(t, srv.Messages(), after, "the child delivered this many before it died")
 

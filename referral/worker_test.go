@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/referralkit/referralkit/mail"
+	"github.com/referralkit/referralkit/mail/mailtest"
 	"github.com/referralkit/referralkit/referral"
 )
 
@@ -196,5 +197,58 @@ func TestStoppedWorkerHandsInvitesBack(t *testing.T) {
 		assert.Equal(t, referral.StatusPending, inv.Status)
 		assert.True(t, inv.LeaseUntil.IsZero(), "lease released")
 		assert.False(t, inv.NextAttemptAt.After(f.clock()), "due again at once")
+	}
+}
+
+// gatedRecords is a store whose delivery records wait until every message
+// of the batch has gone out, as records do behind a busy store's commits.
+type gatedRecords struct {
+	referral.CodeStore
+	allSent <-chan struct{}
+}
+
+func (g gatedRecords) UpdateDelivery(ctx context.Context, id string, d referral.Delivery) error {
+	select {
+	case <-g.allSent:
+		return g.CodeStore.UpdateDelivery(ctx, id, d)
+	case <-time.After(10 * time.Second):
+		return errors.New("the worker waited for this record before sending on")
+	}
+}
+
+// countingMailer closes allSent once it has sent n messages.
+type countingMailer struct {
+	mailtest.Recorder
+	n       int
+	allSent chan struct{}
+}
+
+func (c *countingMailer) Send(ctx context.Context, m mail.Message) error {
+	err := c.Recorder.Send(ctx, m)
+	if len(c.Recorder.Messages()) == c.n {
+		close(c.allSent)
+	}
+	return err
+}
+
+// TestWorkerSendsWhileRecording: a slow record does not hold up the next
+// message; every outcome is recorded before DeliverDue returns.
+func TestWorkerSendsWhileRecording(t *testing.T) {
+	t.Parallel()
+	allSent := make(chan struct{})
+	cm := &countingMailer{n: 3, allSent: allSent}
+	f := newFixture(t, func(c *referral.Config) {
+		c.Delivery = referral.Queued
+		c.Mailer = cm
+		c.Store = gatedRecords{c.Store, allSent}
+	})
+	for i := range 3 {
+		checkEnvelope(t, f.post(invite(fmt.Sprintf("p%d@example.com", i), "en")), 201)
+	}
+	n, err := f.h.DeliverDue(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, 3, n)
+	for _, inv := range f.store.Invites() {
+		assert.Equal(t, referral.StatusSent, inv.Status, "recorded before DeliverDue returned")
 	}
 }
