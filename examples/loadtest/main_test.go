@@ -108,7 +108,7 @@ func TestScenarios(t *testing.T) {
 		{
 			scenario:      "kill",
 			statuses:      []string{"201", transportError},
-			maxDuplicates: func(r *report) int { return r.kills },
+			maxDuplicates: func(r *report) int { return workerBatch * r.kills },
 			check: func(t *testing.T, r *report) {
 				assert.Equal(t, 1, r.kills)
 			},
