@@ -108,6 +108,7 @@ type Handler struct {
 	langs    sync.Map // language field -> template language, see language
 	nlangs   atomic.Int64
 	lookups  *windowLimiter // nil: code lookups are not limited
+	bufs     sync.Pool      // of *bytes.Buffer, for request bodies
 }
 
 // New checks cfg, fills in defaults and returns the handler.

@@ -8,7 +8,6 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -33,8 +32,6 @@ const (
 	errCooldown       = "this address was invited recently; try again later"
 	errInternal       = "internal error; quote the X-Request-Id header when reporting it"
 )
-
-var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // ServeHTTP handles POST /v1/users/{userId}/referral-invites.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -70,8 +67,11 @@ func (q *request) readJSON(names [2]string) ([2]string, bool) {
 		q.fail(http.StatusUnsupportedMediaType, errContentType, nil)
 		return [2]string{}, false
 	}
-	buf := bufPool.Get().(*bytes.Buffer)
-	defer func() { buf.Reset(); bufPool.Put(buf) }()
+	buf, _ := q.h.bufs.Get().(*bytes.Buffer)
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
+	defer func() { buf.Reset(); q.h.bufs.Put(buf) }()
 	if err := readBody(q.w, q.r, buf); err != nil {
 		if errors.Is(err, errTooLarge) {
 			q.fail(http.StatusRequestEntityTooLarge, errTooLargeText, nil)
