@@ -232,19 +232,26 @@ func TestQueuedDelivery(t *testing.T) {
 	s := startServer(t, bin, "-delivery", "queued")
 	creds := createKey(t, bin, s.dir)
 	for _, email := range []string{"a@example.com", "b@example.com", "c@example.com"} {
-		req, _ := http.NewRequest(http.MethodPost, s.url+"/v1/users/"+tourUser+"/referral-invites",
-			strings.NewReader(`{"email":"`+email+`","language":"en"}`))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("X-API-KEY", creds.APIKey)
-		req.Header.Set("X-API-KEY-TYPE", "write")
-		req.Header.Set("X-CLIENT-ID", creds.ClientID)
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		resp.Body.Close()
-		require.Equal(t, http.StatusCreated, resp.StatusCode)
+		require.Equal(t, http.StatusCreated, postInvite(t, s.url, creds, email, "en"))
 	}
 	assert.Len(t, waitForMail(t, s.dir, 3), 3)
 	s.stop(t)
+}
+
+// postInvite sends an invite for tourUser with an API key and returns the
+// status.
+func postInvite(t *testing.T, url string, creds credentials, email, lang string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url+"/v1/users/"+tourUser+"/referral-invites",
+		strings.NewReader(`{"email":"`+email+`","language":"`+lang+`"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-API-KEY", creds.APIKey)
+	req.Header.Set("X-API-KEY-TYPE", "write")
+	req.Header.Set("X-CLIENT-ID", creds.ClientID)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 // readmeBlock returns the README code block that follows the marker
@@ -361,18 +368,9 @@ func TestPostgresBackend(t *testing.T) {
 	s := startServer(t, bin, "-db", url)
 	assert.NotContains(t, s.startup, strings.SplitN(strings.SplitN(url, "@", 2)[0], ":", 3)[2], "the password is not logged")
 	creds := createKey(t, bin, s.dir, "-db", url)
-	req, _ := http.NewRequest(http.MethodPost, s.url+"/v1/users/"+tourUser+"/referral-invites",
-		strings.NewReader(`{"email":"pg-friend@example.com","language":"fr"}`))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-API-KEY", creds.APIKey)
-	req.Header.Set("X-API-KEY-TYPE", "write")
-	req.Header.Set("X-CLIENT-ID", creds.ClientID)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
-	assert.Equal(t, http.StatusCreated, resp.StatusCode)
+	assert.Equal(t, http.StatusCreated, postInvite(t, s.url, creds, "pg-friend@example.com", "fr"))
 	assert.Len(t, waitForMail(t, s.dir, 1), 1)
-	resp, err = http.Get(s.url + "/healthz")
+	resp, err := http.Get(s.url + "/healthz")
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
