@@ -29,6 +29,17 @@ const shutdownGrace = 30 * time.Second
 func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	var c config
 	fs := c.newFlagSet("server", getenv, stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `Usage:
+  server [flags]                                      serve the referral routes
+  server keys create [-app UUID] [-type write|read] [-json]
+  server keys revoke -app UUID [-key PREFIX]
+  server keys list -app UUID
+  server token -app UUID -user UUID [-ttl 1h]         a development access token
+All of them take -db. Flags of the server:
+`)
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
