@@ -38,6 +38,3 @@ func (t LinkTemplate) Link(code string) string {
 	}
 	return strings.Replace(t.raw, CodePlaceholder, esc, 1)
 }
-
-// String returns the template as given.
-func (t LinkTemplate) String() string { return t.raw }

@@ -128,7 +128,7 @@ func TestPerReferrerLimit(t *testing.T) {
 	f := newFixture(t, func(c *referral.Config) { c.MaxInvitesPerReferrer = 3 })
 	for i := range 3 {
 		checkEnvelope(t, f.post(invite(fmt.Sprintf("p%d@example.com", i), "en")), 201)
-		f.advance(time.Hour)
+		f.Advance(time.Hour)
 	}
 	rec := f.post(invite("p3@example.com", "en"))
 	env := checkEnvelope(t, rec, 429)
@@ -142,7 +142,7 @@ func TestPerReferrerLimit(t *testing.T) {
 	other := newRequest(http.MethodPost, "/v1/users/"+otherID+"/referral-invites", invite("p3@example.com", "en"))
 	checkEnvelope(t, f.serve(other), 201)
 
-	f.advance(21 * time.Hour)
+	f.Advance(21 * time.Hour)
 	checkEnvelope(t, f.post(invite("p3@example.com", "en")), 201)
 }
 
@@ -150,14 +150,14 @@ func TestSameAddressCooldown(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	checkEnvelope(t, f.post(invite("bob@example.com", "en")), 201)
-	f.advance(10 * time.Minute)
+	f.Advance(10 * time.Minute)
 	rec := f.post(invite("BOB@Example.com", "de"))
 	env := checkEnvelope(t, rec, 429)
 	assert.Contains(t, *env.Error, "invited recently")
 	assert.Equal(t, "300", rec.Header().Get("Retry-After"))
 	assert.Len(t, f.mailer.Messages(), 1)
 
-	f.advance(5 * time.Minute)
+	f.Advance(5 * time.Minute)
 	checkEnvelope(t, f.post(invite("bob@example.com", "en")), 201)
 }
 
@@ -191,7 +191,7 @@ func TestIdempotentReplay(t *testing.T) {
 	key := []string{"Idempotency-Key", "order-7"}
 	first := f.post(invite("bob@example.com", "en"), key...)
 	checkEnvelope(t, first, 201)
-	f.advance(time.Hour) // past the cooldown, within the 24h of the key
+	f.Advance(time.Hour) // past the cooldown, within the 24h of the key
 	again := f.post(invite("bob@example.com", "en"), key...)
 	checkEnvelope(t, again, 201)
 	assert.Equal(t, first.Body.String(), again.Body.String())
@@ -206,7 +206,7 @@ func TestIdempotentReplay(t *testing.T) {
 	other := newRequest(http.MethodPost, "/v1/users/"+otherID+"/referral-invites", invite("bob@example.com", "en"), key...)
 	checkEnvelope(t, f.serve(other), 201)
 
-	f.advance(24 * time.Hour) // the key is forgotten
+	f.Advance(24 * time.Hour) // the key is forgotten
 	checkEnvelope(t, f.post(invite("bob@example.com", "en"), key...), 201)
 	assert.Len(t, f.mailer.Messages(), 3)
 }

@@ -231,28 +231,6 @@ func e2eCheckOnceEach(t *testing.T, srv *smtptest.Server, invs []referral.Invite
 	assert.Equal(t, want, e2eReceived(t, srv))
 }
 
-// e2eClock is a settable clock for driving back-off without waiting.
-type e2eClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newE2EClock() *e2eClock {
-	return &e2eClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *e2eClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *e2eClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // e2eCountingMailer counts the Sends handed to the real mailer.
 type e2eCountingMailer struct {
 	next  referral.Mailer
@@ -393,7 +371,7 @@ func TestE2ETransientReplyIsRetried(t *testing.T) {
 			t.Parallel()
 			srv := e2eServer(t)
 			store := memory.New()
-			clock := newE2EClock()
+			clock := newTestClock()
 			hooks := &outcomes{}
 			h := e2eHandler(t, store, e2eMailer(t, srv, nil), func(c *referral.Config) {
 				c.Now = clock.Now
@@ -434,7 +412,7 @@ func TestE2EPermanentRefusalFailsAtOnce(t *testing.T) {
 			t.Parallel()
 			srv := e2eServer(t)
 			store := memory.New()
-			clock := newE2EClock()
+			clock := newTestClock()
 			hooks := &outcomes{}
 			counting := &e2eCountingMailer{next: e2eMailer(t, srv, nil)}
 			h := e2eHandler(t, store, counting, func(c *referral.Config) {
@@ -485,7 +463,7 @@ func TestE2EHungServerTimesOut(t *testing.T) {
 			t.Parallel()
 			srv := e2eServer(t)
 			store := memory.New()
-			clock := newE2EClock()
+			clock := newTestClock()
 			h := e2eHandler(t, store, e2eMailer(t, srv, nil), func(c *referral.Config) {
 				c.Now = clock.Now
 				c.RetryBackoff = time.Minute

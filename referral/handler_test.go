@@ -58,8 +58,7 @@ type fixture struct {
 	store  *memory.Store
 	mailer *mailtest.Recorder
 	logs   *syncBuffer
-	now    time.Time
-	mu     sync.Mutex
+	*testClock
 }
 
 type syncBuffer struct {
@@ -82,10 +81,10 @@ func (s *syncBuffer) String() string {
 func newFixture(t *testing.T, configure ...func(*referral.Config)) *fixture {
 	t.Helper()
 	f := &fixture{
-		store:  memory.New(),
-		mailer: &mailtest.Recorder{},
-		logs:   &syncBuffer{},
-		now:    time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC),
+		store:     memory.New(),
+		mailer:    &mailtest.Recorder{},
+		logs:      &syncBuffer{},
+		testClock: newTestClock(),
 	}
 	cfg := referral.Config{
 		Auth:      referral.AuthenticatorFunc(testAuth),
@@ -94,7 +93,7 @@ func newFixture(t *testing.T, configure ...func(*referral.Config)) *fixture {
 		From:      "Acme <no-reply@acme.example>",
 		SignupURL: "https://acme.example/signup?ref={code}",
 		Logger:    slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Now:       f.clock,
+		Now:       f.Now,
 	}
 	for _, c := range configure {
 		c(&cfg)
@@ -105,16 +104,27 @@ func newFixture(t *testing.T, configure ...func(*referral.Config)) *fixture {
 	return f
 }
 
-func (f *fixture) clock() time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.now
+// testClock is a settable clock: tests drive limits, cooldowns and
+// back-off by moving it instead of waiting.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
 }
 
-func (f *fixture) advance(d time.Duration) {
-	f.mu.Lock()
-	f.now = f.now.Add(d)
-	f.mu.Unlock()
+func newTestClock() *testClock {
+	return &testClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
 }
 
 // serve sends one request through a ServeMux, mounted as the README says.

@@ -95,7 +95,11 @@ func (h *Handler) redeem(ctx context.Context, appID, code, newUserID, email stri
 	if err != nil {
 		return Redemption{}, false, err
 	}
-	owner, err := h.Resolve(ctx, code)
+	canonical, ok := NormalizeCode(code)
+	if !ok {
+		return Redemption{}, false, ErrCodeNotFound
+	}
+	owner, err := h.cfg.Store.ResolveCode(ctx, canonical)
 	if err != nil {
 		return Redemption{}, false, err
 	}
@@ -105,7 +109,6 @@ func (h *Handler) redeem(ctx context.Context, appID, code, newUserID, email stri
 	if owner.UserID == user {
 		return Redemption{}, false, ErrSelfReferral
 	}
-	canonical, _ := NormalizeCode(code)
 	r, created, err := rs.Redeem(ctx, Redemption{
 		AppID:      owner.AppID,
 		ReferrerID: owner.UserID,

@@ -71,7 +71,7 @@ func TestRedeem(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, referral.Redemption{
 		AppID: appID, ReferrerID: userID, Code: rf.code, NewUserID: newUser,
-		Email: "friend@example.com", EmailKey: "friend@example.com", CreatedAt: rf.clock(),
+		Email: "friend@example.com", EmailKey: "friend@example.com", CreatedAt: rf.Now(),
 	}, r)
 	require.Len(t, rf.hooks(), 1)
 
@@ -159,7 +159,7 @@ func TestCodeLookupHTTP(t *testing.T) {
 	checkEnvelope(t, rec, 429)
 	assert.Equal(t, "60", rec.Header().Get("Retry-After"))
 	checkEnvelope(t, get(rf.code, "192.0.2.2:1000"), 200) // another client
-	rf.advance(time.Minute)
+	rf.Advance(time.Minute)
 	checkEnvelope(t, get(rf.code, "192.0.2.1:1004"), 200)
 
 	req := newRequest(http.MethodPost, "/v1/referral-codes/"+rf.code, "")

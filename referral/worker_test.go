@@ -88,7 +88,7 @@ func TestWorkerRetriesTransientFailures(t *testing.T) {
 	assert.Equal(t, referral.StatusPending, inv.Status)
 	assert.Equal(t, "451 try again later", inv.LastError)
 	// First retry after RetryBackoff with jitter in [1/2, 1].
-	wait := inv.NextAttemptAt.Sub(f.clock())
+	wait := inv.NextAttemptAt.Sub(f.Now())
 	assert.True(t, wait >= 30*time.Second && wait <= time.Minute, "next attempt in %s", wait)
 	assert.Empty(t, hooks.all(), "not final yet")
 
@@ -96,7 +96,7 @@ func TestWorkerRetriesTransientFailures(t *testing.T) {
 	assert.Equal(t, 0, n, "not due before the back-off")
 
 	f.mailer.Fail(nil)
-	f.advance(time.Minute)
+	f.Advance(time.Minute)
 	n, _ = f.h.DeliverDue(ctx)
 	assert.Equal(t, 1, n)
 	inv = f.store.Invites()[0]
@@ -119,8 +119,8 @@ func TestWorkerGivesUpAfterMaxAttempts(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, 1, n)
 		inv := f.store.Invites()[0]
-		waits = append(waits, inv.NextAttemptAt.Sub(f.clock()))
-		f.advance(time.Hour)
+		waits = append(waits, inv.NextAttemptAt.Sub(f.Now()))
+		f.Advance(time.Hour)
 	}
 	inv := f.store.Invites()[0]
 	assert.Equal(t, referral.StatusFailed, inv.Status)
@@ -196,7 +196,7 @@ func TestStoppedWorkerHandsInvitesBack(t *testing.T) {
 	for _, inv := range f.store.Invites() {
 		assert.Equal(t, referral.StatusPending, inv.Status)
 		assert.True(t, inv.LeaseUntil.IsZero(), "lease released")
-		assert.False(t, inv.NextAttemptAt.After(f.clock()), "due again at once")
+		assert.False(t, inv.NextAttemptAt.After(f.Now()), "due again at once")
 	}
 }
 
