@@ -166,8 +166,18 @@ type CodeStore interface {
 	// RecordInvite stores inv atomically with these checks, in this order:
 	//  1. If inv.IdempotencyKey is set and an invite of the same app and
 	//     referrer with that key was created within lim.IdempotencyTTL before
-	//     inv.CreatedAt, nothing is stored and that invite is returned with
-	//     replayed=true (whatever its email).
+	//     inv.CreatedAt (the earlier invite), then:
+	//     a. If inv.Attempts > 0 (the caller delivers inline and claims the
+	//        invite itself), the earlier invite has inv's EmailKey and
+	//        Language, and it may be tried again (it failed, or it is pending
+	//        with LeaseUntil not after inv.CreatedAt: an attempt whose
+	//        process died), it is claimed for the caller: Status pending,
+	//        Attempts+1, LeaseUntil inv.LeaseUntil, NextAttemptAt and
+	//        UpdatedAt inv.CreatedAt, LastError kept. It is returned as
+	//        updated with replayed=false: the caller delivers it. No limit
+	//        applies and no row is added: it is the same invite.
+	//     b. Otherwise nothing is stored and the earlier invite is returned
+	//        with replayed=true (whatever its email).
 	//  2. If the referrer already has lim.MaxPerReferrer invites created
 	//     within lim.Window, failed ones included: a *LimitError.
 	//  3. If the referrer invited inv.EmailKey within lim.Cooldown and that
@@ -192,8 +202,9 @@ type CodeStore interface {
 	// nothing.
 	ClaimDue(ctx context.Context, now time.Time, lease time.Duration, max int) ([]Invite, error)
 
-	// ResolveCode returns the owner of a code in canonical form (see
-	// NormalizeCode); ErrCodeNotFound if there is none.
+	// ResolveCode returns the owner of code, which callers give in
+	// canonical form (see NormalizeCode) and stores compare exactly;
+	// ErrCodeNotFound if there is none.
 	ResolveCode(ctx context.Context, code string) (Owner, error)
 }
 
