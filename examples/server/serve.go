@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -53,7 +56,7 @@ All of them take -db. Flags of the server:
 
 	store, err := openBackend(ctx, &c)
 	if err != nil {
-		return usageError{fmt.Errorf("-db %s: %w", c.db, err)}
+		return usageError{fmt.Errorf("-db %s: %w", redactURL(c.db), err)}
 	}
 	defer store.Close()
 
@@ -114,9 +117,10 @@ All of them take -db. Flags of the server:
 
 	var workers sync.WaitGroup
 	workerCtx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
-	if delivery == referral.Queued {
-		workers.Go(func() { h.Run(workerCtx) })
-	}
+	// The worker runs in inline mode too: an invite recorded just before a
+	// crash (or whose inline send was cut off) is only ever delivered by a
+	// worker claiming it once its lease has run out.
+	workers.Go(func() { h.Run(workerCtx) })
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
@@ -155,8 +159,9 @@ func routes(h *referral.Handler, apiKeys referral.Authenticator, store backend, 
 		}
 		fmt.Fprintln(w, "ok")
 	})
+	api := v1Only(mux)
 	if len(origins) == 0 {
-		return mux
+		return api
 	}
 	return cors.New(cors.Options{
 		AllowedOrigins: origins,
@@ -164,7 +169,57 @@ func routes(h *referral.Handler, apiKeys referral.Authenticator, store backend, 
 		AllowedHeaders: []string{"Authorization", "Content-Type", "Idempotency-Key", "X-Request-Id"},
 		ExposedHeaders: []string{"X-Request-Id", "Retry-After"},
 		MaxAge:         600,
-	}).Handler(mux)
+	}).Handler(api)
+}
+
+// v1Only answers every request under /v1/ that no route takes with a 404
+// in the API's envelope, instead of ServeMux's text 404 or its redirect
+// to the cleaned path: API clients read JSON and should not follow a
+// redirect to a path they did not ask for (//v1/..., /v1/./...).
+func v1Only(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if clean := cleanPath(p); strings.HasPrefix(clean, "/v1/") || clean == "/v1" {
+			if _, pattern := mux.Handler(r); clean != p || pattern == "" {
+				writeEnvelopeError(w, http.StatusNotFound, "not found")
+				return
+			}
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// cleanPath is the path ServeMux would redirect p to (path.Clean, keeping
+// a trailing slash).
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if strings.HasSuffix(p, "/") && np != "/" {
+		np += "/"
+	}
+	return np
+}
+
+// writeEnvelopeError answers status in the envelope the referral handler
+// uses for its own errors (DESIGN.md section 1).
+func writeEnvelopeError(w http.ResponseWriter, status int, msg string) {
+	body, _ := json.Marshal(struct {
+		Success bool    `json:"success"`
+		Message *string `json:"message"`
+		Error   string  `json:"error"`
+		Data    any     `json:"data"`
+	}{Error: msg})
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	w.Write(append(body, '\n'))
 }
 
 // closingMailer is a referral.Mailer the server closes when it stops.
@@ -248,14 +303,92 @@ func keysCreateCommand(c *config) string {
 	return cmd
 }
 
-// redactURL hides a password in a database URL.
+// redactURL hides the passwords in a database URL: the userinfo's and
+// those of the password and sslpassword query parameters. A URL that does
+// not parse is hidden whole but for its scheme.
 func redactURL(s string) string {
-	if i := strings.Index(s, "://"); i >= 0 {
-		if at := strings.LastIndexByte(s, '@'); at > i {
-			if colon := strings.IndexByte(s[i+3:at], ':'); colon >= 0 {
-				return s[:i+3+colon+1] + "***" + s[at:]
+	scheme, _, ok := strings.Cut(s, "://")
+	if !ok {
+		return s
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return scheme + "://" + redacted
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), redacted)
+	}
+	// Rewritten by hand rather than through url.Values, which would sort
+	// the parameters and so change the URL beyond its secrets.
+	params := strings.Split(u.RawQuery, "&")
+	for i, p := range params {
+		k, _, _ := strings.Cut(p, "=")
+		if key, err := url.QueryUnescape(k); err != nil || secretParam(key) {
+			params[i] = k + "=" + redacted
+		}
+	}
+	u.RawQuery = strings.Join(params, "&")
+	return u.String()
+}
+
+// redacted stands for a secret in output.
+const redacted = "xxxxx"
+
+func secretParam(key string) bool {
+	switch strings.ToLower(key) {
+	case "password", "sslpassword":
+		return true
+	}
+	return false
+}
+
+// urlSecrets returns the passwords in a database URL, as written and
+// unescaped, for scrubbing them from error texts that may quote them.
+func urlSecrets(s string) []string {
+	var out []string
+	add := func(v string) {
+		if v != "" && v != redacted {
+			out = append(out, v)
+			if un, err := url.QueryUnescape(v); err == nil && un != v {
+				out = append(out, un)
 			}
 		}
 	}
-	return s
+	_, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		return nil
+	}
+	// Taken apart by hand as well as parsed: a URL that does not parse may
+	// still hold a password, and the driver may quote it.
+	if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+		if _, pw, ok := strings.Cut(rest[:at], ":"); ok {
+			add(pw)
+		}
+	}
+	if _, query, ok := strings.Cut(rest, "?"); ok {
+		query, _, _ = strings.Cut(query, "#")
+		for _, p := range strings.Split(query, "&") {
+			k, v, _ := strings.Cut(p, "=")
+			if key, err := url.QueryUnescape(k); err != nil || secretParam(key) {
+				add(v)
+			}
+		}
+	}
+	if u, err := url.Parse(s); err == nil {
+		if pw, ok := u.User.Password(); ok {
+			add(pw)
+		}
+	}
+	return out
+}
+
+// redactError returns err's text with the database URL db and its
+// passwords hidden: drivers quote the connection string in their errors.
+// The result no longer wraps err; it is for printing.
+func redactError(db string, err error) error {
+	msg := strings.ReplaceAll(err.Error(), db, redactURL(db))
+	for _, secret := range urlSecrets(db) {
+		msg = strings.ReplaceAll(msg, secret, redacted)
+	}
+	return errors.New(msg)
 }

@@ -24,12 +24,13 @@ var (
 )
 
 // openBackend opens the store that -db names: a postgres:// URL for
-// several instances sharing one database, else a SQLite file.
+// several instances sharing one database, else a SQLite file. Its errors
+// never show the URL's passwords.
 func openBackend(ctx context.Context, c *config) (backend, error) {
 	if c.isPostgres() {
 		s, err := postgres.Open(ctx, c.db)
 		if err != nil { // not a typed nil inside a non-nil backend
-			return nil, err
+			return nil, redactError(c.db, err)
 		}
 		return s, nil
 	}
