@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -95,7 +96,7 @@ func TestSameCodeAcrossInvites(t *testing.T) {
 		assert.Equal(t, code, inv.Code)
 	}
 	assert.NotEqual(t, code, invs[5].Code)
-	owner, err := f.store.ResolveCode(context.Background(), strings.ToLower(code))
+	owner, err := f.h.Resolve(context.Background(), strings.ToLower(code))
 	require.NoError(t, err)
 	assert.Equal(t, referral.Owner{AppID: appID, UserID: userID}, owner)
 }
@@ -211,16 +212,74 @@ func TestIdempotentReplay(t *testing.T) {
 	assert.Len(t, f.mailer.Messages(), 3)
 }
 
-func TestIdempotentReplayOfAFailure(t *testing.T) {
+func TestRetryAfterAFailureMakesANewAttempt(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	key := []string{"Idempotency-Key", "k1"}
 	f.mailer.Fail(errors.New("smtp down"))
 	checkEnvelope(t, f.post(invite("bob@example.com", "en"), key...), 500)
 	f.mailer.Fail(nil)
-	checkEnvelope(t, f.post(invite("bob@example.com", "en"), key...), 500)
-	assert.Empty(t, f.mailer.Messages(), "the replay sends nothing")
-	checkEnvelope(t, f.post(invite("bob@example.com", "en"), "Idempotency-Key", "k2"), 201)
+	checkEnvelope(t, f.post(invite("bob@example.com", "en"), key...), 201)
+	require.Len(t, f.mailer.Messages(), 1, "the retry sends")
+	invs := f.store.Invites()
+	require.Len(t, invs, 1, "the retry is the same invite")
+	assert.Equal(t, referral.StatusSent, invs[0].Status)
+	assert.Equal(t, 2, invs[0].Attempts)
+	assert.Equal(t, invs[0].ID, strings.Trim(strings.SplitN(f.mailer.Messages()[0].ID, "@", 2)[0], "<"))
+	// Now it succeeded, the key replays that.
+	checkEnvelope(t, f.post(invite("bob@example.com", "en"), key...), 201)
+	assert.Len(t, f.mailer.Messages(), 1)
+}
+
+// failingUpdates is a store whose delivery records fail.
+type failingUpdates struct{ referral.CodeStore }
+
+func (failingUpdates) UpdateDelivery(context.Context, string, referral.Delivery) error {
+	return errors.New("disk I/O error")
+}
+
+func TestRetryOfAStrandedAttempt(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	// A first handler on the same store whose records fail, and whose send
+	// fails: the invite stays pending under its lease, as when the process
+	// dies mid-send.
+	cfg := referral.Config{Auth: referral.AuthenticatorFunc(testAuth), Store: failingUpdates{f.store}, Mailer: f.mailer,
+		From: "a@example.com", SignupURL: "https://x.example/?r={code}", Now: f.Now, SendTimeout: time.Second,
+		Logger: slog.New(slog.DiscardHandler)}
+	dying, err := referral.New(cfg)
+	require.NoError(t, err)
+	key := []string{"Idempotency-Key", "k1"}
+	f.mailer.Fail(errors.New("connection reset"))
+	mux := http.NewServeMux()
+	mux.Handle(referral.Pattern, dying)
+	checkEnvelope(t, serveMux(mux, newRequest(http.MethodPost, path, invite("bob@example.com", "en"), key...)), 500)
+	f.mailer.Fail(nil)
+	require.Equal(t, referral.StatusPending, f.store.Invites()[0].Status)
+
+	// Within the lease the attempt may still be under way.
+	checkEnvelope(t, f.post(invite("bob@example.com", "en"), key...), 409)
+	f.Advance(3 * time.Second)
+	checkEnvelope(t, f.post(invite("bob@example.com", "en"), key...), 201)
+	invs := f.store.Invites()
+	require.Len(t, invs, 1)
+	assert.Equal(t, referral.StatusSent, invs[0].Status)
+	assert.Len(t, f.mailer.Messages(), 1)
+}
+
+func TestSentButNotRecordedAnswers201(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(c *referral.Config) {
+		c.Store = failingUpdates{c.Store}
+		c.SendTimeout = 50 * time.Millisecond // the record is retried for the lease, 2x this
+	})
+	rec := f.post(invite("bob@example.com", "en"))
+	checkEnvelope(t, rec, 201)
+	assert.Len(t, f.mailer.Messages(), 1)
+	logs := f.logs.String()
+	assert.Contains(t, logs, "sent but its delivery was not recorded")
+	assert.Contains(t, logs, `"level":"ERROR"`)
+	assert.Contains(t, logs, rec.Header().Get("X-Request-Id"))
 }
 
 func TestQueuedDeliveryAnswersAtOnce(t *testing.T) {
@@ -296,6 +355,13 @@ func TestNewNamesMissingFields(t *testing.T) {
 		"From":      func(c *referral.Config) { c.From = "not an address" },
 		"SignupURL": func(c *referral.Config) { c.SignupURL = "https://x.example/no-placeholder" },
 		"Delivery":  func(c *referral.Config) { c.Delivery = 7 },
+		// Negative values that would panic or spin in a worker.
+		"SendTimeout":  func(c *referral.Config) { c.SendTimeout = -time.Second },
+		"LimitWindow":  func(c *referral.Config) { c.LimitWindow = -time.Hour },
+		"MaxAttempts":  func(c *referral.Config) { c.MaxAttempts = -1 },
+		"RetryBackoff": func(c *referral.Config) { c.RetryBackoff = -time.Second },
+		"WorkerBatch":  func(c *referral.Config) { c.WorkerBatch = -1 },
+		"PollInterval": func(c *referral.Config) { c.PollInterval = -time.Millisecond },
 	} {
 		cfg := base()
 		mod(&cfg)
@@ -304,6 +370,11 @@ func TestNewNamesMissingFields(t *testing.T) {
 		assert.Contains(t, err.Error(), "Config."+name)
 	}
 	_, err = referral.New(base())
+	assert.NoError(t, err)
+	// Negative means "disabled" where the doc says so.
+	cfg := base()
+	cfg.MaxInvitesPerReferrer, cfg.Cooldown, cfg.IdempotencyTTL, cfg.LookupsPerMinute = -1, -1, -1, -1
+	_, err = referral.New(cfg)
 	assert.NoError(t, err)
 }
 

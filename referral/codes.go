@@ -20,7 +20,7 @@ const (
 // enumeration.
 func (h *Handler) CodeLookup() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.newRequest(w, r).lookup()
+		h.newRequest(w, r, "referral code lookup", "look up codes").lookup()
 	})
 }
 
@@ -34,7 +34,7 @@ func (h *Handler) CodeLookup() http.Handler {
 // redeeming their own code, 404 an unknown code.
 func (h *Handler) Redemptions(a Authenticator) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.newRequest(w, r).redeem(a)
+		h.newRequest(w, r, "referral redemption", "record redemptions").redeem(a)
 	})
 }
 
@@ -70,25 +70,25 @@ func (q *request) redeem(a Authenticator) {
 	if !q.allow(http.MethodPost) {
 		return
 	}
-	fields, ok := q.readJSON([2]string{"userId", "email"})
-	if !ok {
-		return
-	}
-	user, ok := CanonicalUUID(fields[0])
-	if !ok {
-		q.fail(http.StatusBadRequest, "userId must be a UUID", nil)
-		return
-	}
+	// The credentials are checked before anything in the body is answered:
+	// a caller without them learns nothing from this route. The
+	// Authenticator is asked about the body's userId, or "" when the body
+	// has no valid one.
+	fields, bad := q.readJSON([2]string{"userId", "email"})
+	user, _ := CanonicalUUID(fields[0])
 	p, err := a.Authenticate(r, user)
 	if err != nil {
 		q.authFailed(err)
 		return
 	}
-	_, created, err := h.redeem(r.Context(), p.AppID, h.cfg.PathValue(r, "code"), user, fields[1])
-	var bad inputError
+	if bad != nil {
+		q.failWith(bad)
+		return
+	}
+	_, created, err := h.redeem(r.Context(), p.AppID, h.cfg.PathValue(r, "code"), fields[0], fields[1])
 	switch {
-	case errors.As(err, &bad):
-		q.fail(http.StatusBadRequest, bad.Error(), nil)
+	case errors.Is(err, ErrInvalidInput):
+		q.failWith(q.badInput(err))
 	case errors.Is(err, ErrCodeNotFound):
 		q.fail(http.StatusNotFound, errCodeNotFound, nil)
 	case errors.Is(err, ErrSelfReferral):

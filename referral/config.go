@@ -19,6 +19,8 @@ type DeliveryMode int
 const (
 	// Inline records the invite, sends the email within the request and
 	// answers 201 once it was accepted by the transport (500 if not).
+	// [Handler.Run] must run too: it sends the invites whose process died
+	// between recording and sending them.
 	Inline DeliveryMode = iota
 	// Queued records the invite and answers 201 at once; [Handler.Run]
 	// delivers it.
@@ -26,7 +28,9 @@ const (
 )
 
 // Config configures a [Handler]. Auth, Store, Mailer, From and SignupURL are
-// required; every other field has the default its comment states.
+// required; every other field has the default its comment states, which
+// its zero value selects. A negative value is an error from [New] unless
+// the field's comment says what it means.
 type Config struct {
 	Auth   Authenticator
 	Store  CodeStore
@@ -159,6 +163,28 @@ func New(cfg Config) (*Handler, error) {
 	setDefault(&cfg.RetryBackoff, 30*time.Second)
 	setDefault(&cfg.WorkerBatch, 10)
 	setDefault(&cfg.PollInterval, time.Second)
+	setDefault(&cfg.LookupsPerMinute, 60)
+	// Negative means "disabled" only where the field's doc says so; any
+	// other negative value would panic or spin in a worker goroutine.
+	var bad []error
+	for _, f := range []struct {
+		name string
+		ok   bool
+	}{
+		{"SendTimeout", cfg.SendTimeout > 0},
+		{"LimitWindow", cfg.LimitWindow > 0},
+		{"MaxAttempts", cfg.MaxAttempts > 0},
+		{"RetryBackoff", cfg.RetryBackoff > 0},
+		{"WorkerBatch", cfg.WorkerBatch > 0},
+		{"PollInterval", cfg.PollInterval > 0},
+	} {
+		if !f.ok {
+			bad = append(bad, fmt.Errorf("referral: Config.%s must be positive (zero for the default)", f.name))
+		}
+	}
+	if err := errors.Join(bad...); err != nil {
+		return nil, err
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -168,7 +194,6 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	setDefault(&cfg.LookupsPerMinute, 60)
 	if cfg.ClientAddr == nil {
 		cfg.ClientAddr = remoteHost
 	}

@@ -26,7 +26,6 @@ const (
 	errIdemMismatch   = "Idempotency-Key was already used for a different invite"
 	errIdemInProgress = "a request with this Idempotency-Key is still being processed"
 	errUnauth         = "missing or invalid credentials"
-	errForbidden      = "these credentials may not send invites for this user"
 	errAmbiguous      = "send either an API key or an access token, not both"
 	errLimit          = "too many invites from this user; try again later"
 	errCooldown       = "this address was invited recently; try again later"
@@ -35,19 +34,18 @@ const (
 
 // ServeHTTP handles POST /v1/users/{userId}/referral-invites.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	q := h.newRequest(w, r)
-	q.serve()
+	h.newRequest(w, r, "referral invite", "send invites for this user").serve()
 }
 
-// newRequest starts a request: it takes a sane incoming X-Request-Id or
-// makes one, and echoes it.
-func (h *Handler) newRequest(w http.ResponseWriter, r *http.Request) *request {
+// newRequest starts a request of the route that does what: it takes a
+// sane incoming X-Request-Id or makes one, and echoes it.
+func (h *Handler) newRequest(w http.ResponseWriter, r *http.Request, what, action string) *request {
 	id := r.Header.Get("X-Request-Id")
 	if !validRequestID(id) {
 		id = uuid.NewString()
 	}
 	w.Header()["X-Request-Id"] = []string{id}
-	return &request{h: h, w: w, r: r, id: id}
+	return &request{h: h, w: w, r: r, id: id, what: what, action: action}
 }
 
 // allow answers 405 with Allow unless the request's method is method.
@@ -60,12 +58,20 @@ func (q *request) allow(method string) bool {
 	return false
 }
 
-// readJSON reads a JSON body with the two string fields named, answering
-// 415, 413 or 400 itself when it cannot.
-func (q *request) readJSON(names [2]string) ([2]string, bool) {
+// problem is an answer that a request cannot go on from: its status, the
+// text the client sees and the cause the log gets.
+type problem struct {
+	status int
+	text   string
+	cause  error
+}
+
+// readJSON reads a JSON body with the two string fields named. When it
+// cannot, it says why as a 415, 413 or 400 problem, for the caller to send
+// once it knows that the client may learn it.
+func (q *request) readJSON(names [2]string) ([2]string, *problem) {
 	if !jsonContentType(q.r.Header.Get("Content-Type")) {
-		q.fail(http.StatusUnsupportedMediaType, errContentType, nil)
-		return [2]string{}, false
+		return [2]string{}, &problem{http.StatusUnsupportedMediaType, errContentType, nil}
 	}
 	buf, _ := q.h.bufs.Get().(*bytes.Buffer)
 	if buf == nil {
@@ -74,18 +80,25 @@ func (q *request) readJSON(names [2]string) ([2]string, bool) {
 	defer func() { buf.Reset(); q.h.bufs.Put(buf) }()
 	if err := readBody(q.w, q.r, buf); err != nil {
 		if errors.Is(err, errTooLarge) {
-			q.fail(http.StatusRequestEntityTooLarge, errTooLargeText, nil)
-		} else {
-			q.fail(http.StatusBadRequest, "request body could not be read", err)
+			return [2]string{}, &problem{http.StatusRequestEntityTooLarge, errTooLargeText, nil}
 		}
-		return [2]string{}, false
+		return [2]string{}, &problem{http.StatusBadRequest, "request body could not be read", err}
 	}
 	fields, err := parseFields(buf.Bytes(), names)
 	if err != nil {
-		q.fail(http.StatusBadRequest, err.Error(), nil)
-		return [2]string{}, false
+		return [2]string{}, q.badInput(err)
 	}
-	return fields, true
+	return fields, nil
+}
+
+// badInput is the 400 of an input error, whose text is safe to show; any
+// other error is a 500 whose text stays in the log.
+func (q *request) badInput(err error) *problem {
+	var in inputError
+	if errors.As(err, &in) {
+		return &problem{http.StatusBadRequest, in.Error(), nil}
+	}
+	return &problem{http.StatusInternalServerError, errInternal, err}
 }
 
 // request is one request in flight.
@@ -94,6 +107,9 @@ type request struct {
 	w  http.ResponseWriter
 	r  *http.Request
 	id string
+	// what the route does, for logs ("referral invite") and for the 403
+	// ("may not send invites").
+	what, action string
 }
 
 func (q *request) serve() {
@@ -120,13 +136,14 @@ func (q *request) serve() {
 			}
 		}
 	}
-	fields, ok := q.readJSON([2]string{"email", "language"})
-	if !ok {
+	fields, bad := q.readJSON([2]string{"email", "language"})
+	if bad != nil {
+		q.failWith(bad)
 		return
 	}
 	email, emailKey, err := normalizeEmail(fields[0])
 	if err != nil {
-		q.fail(http.StatusBadRequest, err.Error(), nil)
+		q.failWith(q.badInput(err))
 		return
 	}
 	lang, err := h.language(fields[1])
@@ -186,10 +203,14 @@ func (q *request) serve() {
 		q.replay(stored, inv)
 		return
 	}
+	// stored is inv, or an earlier invite of the same Idempotency-Key that
+	// failed and is ours to try again.
+	inv = stored
 	if h.cfg.Logger.Enabled(ctx, slog.LevelInfo) {
 		h.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "referral invite recorded",
 			slog.String("request_id", q.id),
 			slog.String("invite_id", inv.ID),
+			slog.Int("attempt", inv.Attempts),
 			slog.String("app_id", inv.AppID),
 			slog.String("referrer_id", inv.ReferrerID),
 			slog.Any("to", redactedEmail(inv.Email)),
@@ -202,14 +223,16 @@ func (q *request) serve() {
 	// The send and its record must not be cut short by a client that hangs
 	// up: the invite is already ours to finish.
 	ctx = context.WithoutCancel(ctx)
-	if err := h.deliver(ctx, inv); err != nil {
+	if err := h.deliver(ctx, q, inv); err != nil {
 		q.fail(http.StatusInternalServerError, errInternal, errors.New(scrub(err.Error(), inv.Email)))
 		return
 	}
 	writeEnvelope(q.w, http.StatusCreated, msgSent)
 }
 
-// replay answers a repeated Idempotency-Key with the first response.
+// replay answers a repeated Idempotency-Key with the first response. A
+// failed or stranded inline attempt never gets here: the store hands it
+// back to be tried again (see CodeStore.RecordInvite).
 func (q *request) replay(first, req Invite) {
 	switch {
 	case first.EmailKey != req.EmailKey || first.Language != req.Language:
@@ -220,30 +243,60 @@ func (q *request) replay(first, req Invite) {
 			msg = msgQueued
 		}
 		writeEnvelope(q.w, http.StatusCreated, msg)
-	case first.Status == StatusFailed:
-		q.fail(http.StatusInternalServerError, errInternal, errors.New("replay of a failed delivery"))
 	default:
 		q.fail(http.StatusConflict, errIdemInProgress, nil)
 	}
 }
 
 // deliver sends inv (whose attempt this process holds) with the send
-// timeout and records the outcome. It returns the send error, if any.
-func (h *Handler) deliver(ctx context.Context, inv Invite) error {
+// timeout and records the outcome. It returns the send error, if any: once
+// the mail is out, a record that keeps failing until the lease ends is
+// logged, not returned, as the invite was delivered.
+func (h *Handler) deliver(ctx context.Context, q *request, inv Invite) error {
 	sendErr := h.send(ctx, inv)
 	d := Delivery{Attempt: inv.Attempts, Status: StatusSent, At: h.cfg.Now().UTC()}
 	if sendErr != nil {
 		d.Status, d.LastError = StatusFailed, sendErr.Error()
 	}
-	if err := h.cfg.Store.UpdateDelivery(ctx, inv.ID, d); err != nil {
+	err := h.updateWithinLease(ctx, inv, d)
+	switch {
+	case err == nil:
+		return sendErr
+	case sendErr != nil:
 		return errors.Join(sendErr, err)
 	}
-	return sendErr
+	h.cfg.Logger.LogAttrs(ctx, slog.LevelError, "referral invite sent but its delivery was not recorded; it may be sent again",
+		slog.String("request_id", q.id),
+		slog.String("invite_id", inv.ID),
+		slog.String("cause", err.Error()))
+	return nil
+}
+
+// updateWithinLease records d on the claimed inv, trying again while the
+// lease holds: a record dropped before then would have the invite sent
+// again, and a record after it could lose to a newer attempt anyway.
+func (h *Handler) updateWithinLease(ctx context.Context, inv Invite, d Delivery) error {
+	// The record must outlive a cancelled ctx: the attempt was made.
+	ctx = context.WithoutCancel(ctx)
+	// On the wall clock: Config.Now may be a clock that stands still.
+	end := time.Now().Add(inv.LeaseUntil.Sub(h.cfg.Now()))
+	wait := 10 * time.Millisecond
+	for {
+		left := time.Until(end)
+		uctx, cancel := context.WithTimeout(ctx, max(left, h.cfg.SendTimeout))
+		err := h.cfg.Store.UpdateDelivery(uctx, inv.ID, d)
+		cancel()
+		if err == nil || left <= wait {
+			return err
+		}
+		time.Sleep(wait)
+		wait = min(2*wait, time.Second)
+	}
 }
 
 // send renders inv and hands it to the mailer within the send timeout.
 func (h *Handler) send(ctx context.Context, inv Invite) error {
-	m, err := h.Message(inv)
+	m, err := h.message(inv)
 	if err != nil {
 		return err
 	}
@@ -252,8 +305,8 @@ func (h *Handler) send(ctx context.Context, inv Invite) error {
 	return h.cfg.Mailer.Send(ctx, m)
 }
 
-// Message renders the email for inv.
-func (h *Handler) Message(inv Invite) (mail.Message, error) {
+// message renders the email for inv.
+func (h *Handler) message(inv Invite) (mail.Message, error) {
 	c, err := h.renderer.Render(inv.Language, inv.Code)
 	if err != nil {
 		return mail.Message{}, err
@@ -281,7 +334,7 @@ func (q *request) authFailed(err error) {
 	case errors.Is(err, ErrUnauthenticated):
 		q.fail(http.StatusUnauthorized, errUnauth, err)
 	case errors.Is(err, ErrForbidden):
-		q.fail(http.StatusForbidden, errForbidden, err)
+		q.fail(http.StatusForbidden, "these credentials may not "+q.action, err)
 	default:
 		q.fail(http.StatusInternalServerError, errInternal, err)
 	}
@@ -306,9 +359,16 @@ func (q *request) fail(status int, text string, cause error) {
 	if cause != nil {
 		attrs = append(attrs, slog.String("cause", cause.Error()))
 	}
-	q.h.cfg.Logger.LogAttrs(q.r.Context(), level, "referral invite refused", attrs...)
+	outcome := " refused"
+	if status >= 500 {
+		outcome = " failed"
+	}
+	q.h.cfg.Logger.LogAttrs(q.r.Context(), level, q.what+outcome, attrs...)
 	writeEnvelope(q.w, status, text)
 }
+
+// failWith sends p.
+func (q *request) failWith(p *problem) { q.fail(p.status, p.text, p.cause) }
 
 // maxCachedLanguages bounds the language cache: clients choose the keys.
 const maxCachedLanguages = 512

@@ -73,7 +73,7 @@ func (h *Handler) Resolve(ctx context.Context, code string) (Owner, error) {
 // code gets that redemption and ErrAlreadyRedeemed: the first code keeps
 // the credit. A malformed or unknown code is ErrCodeNotFound, a user
 // redeeming their own code ErrSelfReferral, and a malformed user id or
-// address an error whose text is safe to show. Config.OnRedeemed is
+// address an error matching ErrInvalidInput, whose text is safe to show. Config.OnRedeemed is
 // called once per new redemption.
 func (h *Handler) Redeem(ctx context.Context, code, newUserID, email string) (Redemption, error) {
 	r, _, err := h.redeem(ctx, "", code, newUserID, email)
@@ -129,7 +129,8 @@ func (h *Handler) redeem(ctx context.Context, appID, code, newUserID, email stri
 	return r, created, nil
 }
 
-// Stats counts the invites and redemptions of a referrer in an app.
+// Stats counts the invites and redemptions of a referrer in an app. Ids
+// that are not UUIDs are an error matching ErrInvalidInput.
 func (h *Handler) Stats(ctx context.Context, appID, userID string) (Stats, error) {
 	rs, ok := h.cfg.Store.(RedemptionStore)
 	if !ok {

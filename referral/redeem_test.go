@@ -206,6 +206,12 @@ func TestRedemptionHTTP(t *testing.T) {
 		{"bad email", rf.code, body(otherID, "a"), nil, 400, "email"},
 		{"unknown field", rf.code, `{"userId":"x","email":"a@example.com","ref":"y"}`, nil, 400, "unknown field"},
 		{"no credentials", rf.code, body(otherID, "a@example.com"), []string{"X-Test-Auth", "none"}, 401, ""},
+		// Credentials come first: a caller without them learns nothing of
+		// the body's rules.
+		{"no credentials, bad user", rf.code, body("42", "a@example.com"), []string{"X-Test-Auth", "none"}, 401, "credentials"},
+		{"no credentials, bad body", rf.code, `{"ref":1}`, []string{"X-Test-Auth", "none"}, 401, "credentials"},
+		{"no credentials, wrong content type", rf.code, body(otherID, "a@example.com"), []string{"X-Test-Auth", "none", "Content-Type", "text/plain"}, 401, "credentials"},
+		{"read key", rf.code, body(otherID, "a@example.com"), []string{"X-Test-Auth", "forbidden"}, 403, "may not record redemptions"},
 		{"wrong content type", rf.code, body(otherID, "a@example.com"), []string{"Content-Type", "text/plain"}, 415, ""},
 	}
 	for _, tt := range tests {
@@ -217,6 +223,26 @@ func TestRedemptionHTTP(t *testing.T) {
 	}
 	assert.Len(t, rf.hooks(), 1)
 	checkEnvelope(t, serveMux(mux, newRequest(http.MethodGet, "/v1/referral-codes/"+rf.code+"/redemptions", "")), 405)
+
+	// A 500 is logged as what it is.
+	rec := post(rf.code, body(otherID, "a@example.com"), "X-Test-Auth", "broken")
+	checkEnvelope(t, rec, 500)
+	assert.Contains(t, rf.logs.String(), `"msg":"referral redemption failed"`)
+	assert.NotContains(t, rf.logs.String(), "invite refused")
+}
+
+func TestRedeemAndStatsRefuseInvalidInput(t *testing.T) {
+	t.Parallel()
+	rf := newRedeemFixture(t)
+	ctx := context.Background()
+	for _, args := range [][2]string{{"not-a-uuid", "a@example.com"}, {otherID, "Bob <b@example.com>"}} {
+		_, err := rf.h.Redeem(ctx, rf.code, args[0], args[1])
+		assert.ErrorIs(t, err, referral.ErrInvalidInput, args)
+	}
+	_, err := rf.h.Stats(ctx, "app", userID)
+	assert.ErrorIs(t, err, referral.ErrInvalidInput)
+	_, err = rf.h.Redeem(ctx, "ZZZZZZZZZZ", otherID, "a@example.com")
+	assert.NotErrorIs(t, err, referral.ErrInvalidInput)
 }
 
 func TestRedemptionUnsupportedStore(t *testing.T) {

@@ -32,10 +32,14 @@ var (
 	// ErrCodeTaken: a store was asked to give a user a code that another
 	// user already has. EnsureCode retries with a new code.
 	ErrCodeTaken = errors.New("referral: code already taken")
-	// ErrIdempotencyMismatch: an Idempotency-Key was reused for a different
-	// request (400).
-	ErrIdempotencyMismatch = errors.New("referral: idempotency key reused for a different request")
+	// ErrInvalidInput: an argument of Redeem or Stats is malformed. The
+	// error's text says which, in words that are safe to show a client.
+	ErrInvalidInput = errors.New("referral: invalid input")
 )
+
+// Is makes errors.Is(err, ErrInvalidInput) true for the package's input
+// errors.
+func (e inputError) Is(target error) bool { return target == ErrInvalidInput }
 
 // LimitError is returned by [CodeStore.RecordInvite] when the per-referrer
 // limit or the same-address cooldown refuses an invite.

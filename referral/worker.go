@@ -15,6 +15,9 @@ import (
 const maxBackoff = time.Hour
 
 // Run delivers queued invites until ctx is done, then returns ctx's error.
+// Run it in both delivery modes: with Inline delivery it sends the invites
+// whose request was cut off between recording and sending (a crash, a
+// kill), once their attempt's lease has expired.
 // It is safe to run in several goroutines and processes on one store: each
 // invite is claimed with a lease, so two workers never send it at the same
 // time. Transient failures are retried with exponential back-off and jitter
@@ -92,12 +95,7 @@ func (h *Handler) record(ctx context.Context, inv Invite, sendErr error) {
 		d.Status, d.LastError = StatusPending, sendErr.Error()
 		d.NextAttemptAt = now.Add(h.backoff(inv.Attempts))
 	}
-	// Recording the outcome must outlive a cancelled ctx: the mail is out.
-	// It may take until the lease ends (a busy store queues writes); a
-	// record dropped sooner would have the invite sent again.
-	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), max(h.cfg.SendTimeout, inv.LeaseUntil.Sub(now)))
-	defer cancel()
-	if err := h.cfg.Store.UpdateDelivery(uctx, inv.ID, d); err != nil {
+	if err := h.updateWithinLease(ctx, inv, d); err != nil {
 		h.cfg.Logger.LogAttrs(ctx, slog.LevelError, "referral worker: recording a delivery failed",
 			slog.String("invite_id", inv.ID), slog.String("cause", err.Error()))
 		return

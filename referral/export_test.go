@@ -1,0 +1,6 @@
+package referral
+
+import "github.com/referralkit/referralkit/mail"
+
+// Message renders the email of inv, for tests of the rendering.
+func (h *Handler) Message(inv Invite) (mail.Message, error) { return h.message(inv) }
