@@ -51,7 +51,7 @@ func (c *config) options() []option {
 		{&c.maildir, "maildir", "REFERRAL_MAILDIR", "mail", "Maildir folder used when -smtp is empty"},
 		{&c.from, "from", "REFERRAL_FROM", "Referrals <no-reply@localhost>", "sender address"},
 		{&c.signupURL, "signup-url", "REFERRAL_SIGNUP_URL", "http://localhost:8080/signup?ref={code}", "sign-up link template"},
-		{&c.delivery, "delivery", "REFERRAL_DELIVERY", "inline", "inline or queued (queued runs the delivery worker in-process)"},
+		{&c.delivery, "delivery", "REFERRAL_DELIVERY", "inline", "inline or queued (the delivery worker runs in-process either way: inline, it sends what a crash cut off)"},
 		{&c.tokenIssuer, "token-issuer", "REFERRAL_TOKEN_ISSUER", "", "expected iss of access tokens (default " + devIssuer + " with the dev key)"},
 		{&c.tokenKeys, "token-keys", "REFERRAL_TOKEN_KEYS", "", "file with the issuer's public keys (PEM or JWKS); empty: the local development key"},
 		{&c.corsOrigins, "cors-origins", "REFERRAL_CORS_ORIGINS", "", "comma-separated browser origins allowed to call the route"},

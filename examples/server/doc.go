@@ -13,9 +13,12 @@
 //	keys create [-app UUID] [-type write|read] [-json]
 //	keys revoke -app UUID [-key PREFIX]
 //	keys list -app UUID
+//	apps disable|enable -app UUID
 //	token -app UUID -user UUID [-ttl 1h]
 //
 // token signs a development access token with a key kept next to the
 // database (referral-dev-key.pem); the server trusts that key only when
-// -token-keys is empty, and says so when it starts.
+// -token-keys is empty, and says so when it starts. apps disable refuses
+// an app's keys and tokens alike (403) until apps enable; keys revoke
+// leaves its tokens working.
 package main

@@ -25,6 +25,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch {
 	case len(args) > 0 && args[0] == "keys":
 		err = runKeys(ctx, args[1:], getenv, stdout, stderr)
+	case len(args) > 0 && args[0] == "apps":
+		err = runApps(ctx, args[1:], getenv, stdout, stderr)
 	case len(args) > 0 && args[0] == "token":
 		err = runToken(ctx, args[1:], getenv, stdout, stderr)
 	default:

@@ -38,6 +38,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
   server keys create [-app UUID] [-type write|read] [-json]
   server keys revoke -app UUID [-key PREFIX]
   server keys list -app UUID
+  server apps disable|enable -app UUID                refuse (403) or accept an app's keys and tokens again
   server token -app UUID -user UUID [-ttl 1h]         a development access token
 All of them take -db. Flags of the server:
 `)
@@ -47,7 +48,7 @@ All of them take -db. Flags of the server:
 		return err
 	}
 	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unknown command %q: use keys, token or no command to serve", fs.Arg(0))}
+		return usageError{fmt.Errorf("unknown command %q: use keys, apps, token or no command to serve", fs.Arg(0))}
 	}
 	if err := c.check(); err != nil {
 		return usageError{err}
