@@ -376,3 +376,42 @@ func TestPostgresBackend(t *testing.T) {
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	s.stop(t)
 }
+
+// TestDurationFlagsOutOfRange: each duration flag refuses zero, negative
+// and unparsable values, given as a flag or in the environment, with one
+// line and exit code 2, before anything is opened.
+func TestDurationFlagsOutOfRange(t *testing.T) {
+	t.Parallel()
+	flags := map[string]string{"-send-timeout": "REFERRAL_SEND_TIMEOUT", "-retry-backoff": "REFERRAL_RETRY_BACKOFF"}
+	for flag, envName := range flags {
+		for _, v := range []string{"0s", "0", "-1s", "abc", "15", ""} {
+			for _, viaEnv := range []bool{false, true} {
+				if v == "" && viaEnv {
+					continue // an empty variable means unset
+				}
+				t.Run(flag+"="+v+map[bool]string{true: " (env)"}[viaEnv], func(t *testing.T) {
+					t.Parallel()
+					dir := t.TempDir()
+					args := []string{"-db", filepath.Join(dir, "r.db"), "-maildir", filepath.Join(dir, "mail")}
+					env := func(string) string { return "" }
+					if viaEnv {
+						env = func(k string) string {
+							if k == envName {
+								return v
+							}
+							return ""
+						}
+					} else {
+						args = append(args, flag, v)
+					}
+					var stdout, stderr bytes.Buffer
+					assert.Equal(t, 2, run(context.Background(), args, env, &stdout, &stderr))
+					lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+					assert.Len(t, lines, 1, "one line: %q", stderr.String())
+					assert.Contains(t, lines[0], flag+" must be a positive duration")
+					assert.NoFileExists(t, filepath.Join(dir, "r.db"), "refused before opening the store")
+				})
+			}
+		}
+	}
+}
