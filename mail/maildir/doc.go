@@ -3,7 +3,7 @@
 // configured, so that a developer can read what would have been sent.
 //
 // Each message is the exact RFC 5322 text the smtp transport would send
-// (built by smtp.Build, CRLF line ends), written to tmp/, synced, renamed
+// (built by mail.Build, CRLF line ends), written to tmp/, synced, renamed
 // into new/ and the folder synced, so a reader never sees half a message
 // and a message reported written survives a crash. File names follow the
 // Maildir convention (seconds.M<µs>P<pid>Q<n>R<random>.<host>), unique

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/referralkit/referralkit/mail"
-	"github.com/referralkit/referralkit/mail/smtp"
 )
 
 // Maildir writes messages into one Maildir folder. It is safe for
@@ -60,7 +59,7 @@ func (d *Maildir) Send(ctx context.Context, m mail.Message) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("maildir: %w", err)
 	}
-	g, err := smtp.Build(m)
+	g, err := mail.Build(m)
 	if err != nil {
 		return fmt.Errorf("maildir: %w (%w)", err, mail.ErrPermanent)
 	}

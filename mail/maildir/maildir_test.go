@@ -14,7 +14,6 @@ import (
 
 	"github.com/referralkit/referralkit/mail"
 	"github.com/referralkit/referralkit/mail/maildir"
-	"github.com/referralkit/referralkit/mail/smtp"
 	"github.com/referralkit/referralkit/mail/smtp/smtptest"
 )
 
@@ -97,7 +96,7 @@ func TestSendRefusesBadMessage(t *testing.T) {
 	msg := message("x")
 	msg.Subject = "Hi\r\nBcc: victim@example.net"
 	err = d.Send(context.Background(), msg)
-	require.ErrorIs(t, err, smtp.ErrBadMessage)
+	require.ErrorIs(t, err, mail.ErrBadMessage)
 	require.ErrorIs(t, err, mail.ErrPermanent)
 	assert.Empty(t, entries(t, filepath.Join(dir, "new")))
 	assert.Empty(t, entries(t, filepath.Join(dir, "tmp")))

@@ -102,7 +102,7 @@ func New(cfg Config) (*Mailer, error) {
 // RSET, and dials a new one if there is none or the check fails. Cancelling
 // ctx aborts the exchange at once (the connection is then closed).
 func (m *Mailer) Send(ctx context.Context, msg mail.Message) error {
-	g, err := Build(msg)
+	g, err := mail.Build(msg)
 	if err != nil {
 		return fmt.Errorf("%w (%w)", err, mail.ErrPermanent)
 	}

@@ -530,7 +530,7 @@ func TestHeaderInjectionRefused(t *testing.T) {
 			msg := message("inject", "Einladung")
 			tt.change(&msg)
 			err := m.Send(context.Background(), msg)
-			require.ErrorIs(t, err, smtp.ErrBadMessage)
+			require.ErrorIs(t, err, rkmail.ErrBadMessage)
 			assert.ErrorIs(t, err, rkmail.ErrPermanent)
 		})
 	}

@@ -1,4 +1,4 @@
-package smtp
+package mail
 
 import (
 	"errors"
@@ -7,15 +7,13 @@ import (
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
-
-	"github.com/referralkit/referralkit/mail"
 )
 
-// ErrBadMessage is returned by [Build] (and so by Send) for a message that
-// cannot be turned into a safe RFC 5322 message, such as a header value
-// with a line break. Send also wraps mail.ErrPermanent with it: the same
-// message will never go out.
-var ErrBadMessage = errors.New("smtp: bad message")
+// ErrBadMessage is returned by [Build] (and so by the transports) for a
+// message that cannot be turned into a safe RFC 5322 message, such as a
+// header value with a line break. Transports also wrap ErrPermanent with
+// it: the same message will never go out.
+var ErrBadMessage = errors.New("mail: bad message")
 
 // Build turns m into a go-mail message: RFC 5322 headers (Date from m.Date,
 // or now if it is zero; Message-ID exactly m.MessageID(); From; To; Subject,
@@ -25,9 +23,9 @@ var ErrBadMessage = errors.New("smtp: bad message")
 // holding CR, LF or NUL is refused with ErrBadMessage rather than encoded,
 // since it can only come from a bug or an injection attempt.
 //
-// It is the one place messages are built: the maildir transport writes the
-// same bytes with the result's WriteTo.
-func Build(m mail.Message) (*gomail.Msg, error) {
+// It is the one place messages are built: mail/smtp sends the result and
+// mail/maildir writes the same bytes with its WriteTo.
+func Build(m Message) (*gomail.Msg, error) {
 	msgID := m.MessageID()
 	for _, h := range []struct{ name, value string }{
 		{"From", m.From}, {"To", m.To}, {"Subject", m.Subject},
