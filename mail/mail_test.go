@@ -146,3 +146,14 @@ func TestMessageID(t *testing.T) {
 	}
 	assert.True(t, errors.Is(errors.Join(mail.ErrPermanent), mail.ErrPermanent))
 }
+
+func TestLanguagesAreSorted(t *testing.T) {
+	t.Parallel()
+	// Map iteration order differs between runs; the matcher's order, which
+	// breaks its ties, must not.
+	for range 20 {
+		tpl, err := mail.NewTemplates(nil)
+		require.NoError(t, err)
+		assert.Equal(t, []string{"en", "de", "es", "fr", "ja"}, tpl.Languages())
+	}
+}

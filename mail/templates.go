@@ -7,7 +7,9 @@ import (
 	"fmt"
 	htmltemplate "html/template"
 	"io/fs"
+	"maps"
 	"path"
+	"slices"
 	"strings"
 	texttemplate "text/template"
 
@@ -69,13 +71,14 @@ func NewTemplates(overrides fs.FS) (*Templates, error) {
 	if _, ok := t.langs[DefaultLanguage]; !ok {
 		return nil, fmt.Errorf("mail: no %q templates", DefaultLanguage)
 	}
-	t.names = []string{DefaultLanguage}
-	tags := []language.Tag{language.MustParse(DefaultLanguage)}
-	for name := range t.langs {
-		if name != DefaultLanguage {
-			t.names = append(t.names, name)
-			tags = append(tags, language.MustParse(name))
-		}
+	// The matcher breaks ties by order: sorted, so that a tag matches the
+	// same template in every process.
+	others := slices.Sorted(maps.Keys(t.langs))
+	others = slices.DeleteFunc(others, func(name string) bool { return name == DefaultLanguage })
+	t.names = append([]string{DefaultLanguage}, others...)
+	tags := make([]language.Tag, len(t.names))
+	for i, name := range t.names {
+		tags[i] = language.MustParse(name)
 	}
 	t.matcher = language.NewMatcher(tags)
 	return t, nil
