@@ -83,6 +83,19 @@ func (w *wconn) rollback() bool {
 	return true
 }
 
+// discard ends w's transaction, if it can, and closes w without returning
+// its driver connection to the pool: after a write panicked, nobody knows
+// what state the connection is in (a pragma set, a savepoint left). The
+// write may also have left rows open, which would make closing w wait for
+// them, so it is closed in the background.
+func (w *wconn) discard() {
+	if w.rollback() {
+		w.closeStmts()
+		_ = w.c.Raw(func(any) error { return driver.ErrBadConn })
+	}
+	go w.c.Close()
+}
+
 // close closes w's statements and returns its connection to the pool. A
 // nil w is closed already.
 func (w *wconn) close() {

@@ -2,6 +2,9 @@ package sqlite
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
 	"slices"
 	"sync"
 )
@@ -82,7 +85,11 @@ type writeReq struct {
 //     itself on some errors: a full disk, an interrupted write), that fn
 //     gets its error and the others run again in a new transaction. fn
 //     must therefore set its results afresh on each run, and return the
-//     first error it gets rather than carry on.
+//     first error it gets rather than carry on;
+//   - if fn panics, its work is rolled back with the transaction, the
+//     others run again in a new one, and write panics in fn's caller with
+//     a *panicError carrying the value and fn's stack. The connection is
+//     discarded, and the store goes on writing.
 //
 // If ctx ends before fn starts, fn never runs and write returns ctx.Err().
 // Once fn has started, write waits for the commit: fn's statements see
@@ -115,8 +122,28 @@ func (s *Store) write(ctx context.Context, fn func(c *wconn) error) error {
 	if lead {
 		s.runBatch()
 	}
+	var p *panicError
+	if errors.As(r.err, &p) {
+		panic(p)
+	}
 	return r.err
 }
+
+// panicError is what a write panics with when its fn panicked: the fn ran
+// in another caller's goroutine (the batch's leader), which recovered so
+// that the batch and the write lock are not left half done.
+type panicError struct {
+	Value any    // what fn panicked with
+	Stack []byte // fn's goroutine when it panicked
+}
+
+func (p *panicError) Error() string {
+	return fmt.Sprintf("sqlite: a write panicked: %v\n\n%s", p.Value, p.Stack)
+}
+
+// errBatchPanicked is the error of the writes of a batch that the batch's
+// own code, not a write's fn, panicked in the middle of.
+var errBatchPanicked = errors.New("sqlite: the write transaction panicked and was rolled back")
 
 // abandon withdraws r, whose caller stopped waiting, unless its fn has
 // started or it is to lead the next batch. It reports whether it did.
@@ -143,6 +170,26 @@ func (q *writeQueue) abandon(r *writeReq) bool {
 func (s *Store) runBatch() {
 	q := &s.writes
 	batch := q.take(maxBatch)
+	// If this code panics (or calls runtime.Goexit), the writes of the
+	// batch that have no result fail, and the lead goes on: otherwise
+	// leading would stay true and every later write would queue forever.
+	// commitBatch has rolled back its transaction by then.
+	finished := false
+	defer func() {
+		if finished {
+			return
+		}
+		p := recover()
+		for _, r := range batch {
+			if r.err == nil {
+				r.err = errBatchPanicked
+			}
+		}
+		q.handOn(batch, nil)
+		if p != nil {
+			panic(p)
+		}
+	}()
 	q.mu.Lock()
 	w := q.conn
 	q.conn = nil
@@ -160,7 +207,14 @@ func (s *Store) runBatch() {
 	for todo := slices.Clone(batch); len(todo) > 0; {
 		w, todo = s.commitBatch(w, todo, takeMore)
 	}
+	finished = true
+	q.handOn(batch, w)
+}
 
+// handOn ends batch: it marks its writes done, hands the lead to the next
+// queued caller, if any, with w (nil for a new connection), and then wakes
+// the batch's callers.
+func (q *writeQueue) handOn(batch []*writeReq, w *wconn) {
 	q.mu.Lock()
 	var wake []*writeReq
 	for _, r := range batch {
@@ -237,6 +291,15 @@ func (s *Store) commitBatch(w *wconn, batch []*writeReq, takeMore func() []*writ
 			return nil, nil
 		}
 	}
+	// A panic here (a write's fn's is caught by runSavepoint) must not
+	// leave the transaction open: it holds the file's write lock against
+	// every other process.
+	done := false
+	defer func() {
+		if !done {
+			w.discard()
+		}
+	}()
 	// The batch's own statements do not use any caller's context: the
 	// other callers' writes must not fail because one caller went away.
 	// Each fn uses its caller's.
@@ -271,13 +334,20 @@ func (s *Store) commitBatch(w *wconn, batch []*writeReq, takeMore func() []*writ
 		var open bool
 		open, r.err = runSavepoint(w, r.fn)
 		if !open {
-			// The transaction is gone: r's error is its own; the others
-			// did nothing wrong and get a new transaction.
-			w.rollback()
-			w.close()
+			// The transaction is gone (or, after a panic, in a state
+			// nobody knows): r's error is its own; the others did nothing
+			// wrong and get a new transaction.
+			done = true
+			if p := (*panicError)(nil); errors.As(r.err, &p) {
+				w.discard()
+			} else {
+				w.rollback()
+				w.close()
+			}
 			return nil, slices.Concat(ran[:len(ran)-1], batch[i+1:])
 		}
 	}
+	done = true
 	if len(ran) == 0 {
 		if !w.rollback() {
 			w.close()
@@ -299,13 +369,18 @@ func (s *Store) commitBatch(w *wconn, batch []*writeReq, takeMore func() []*writ
 // runSavepoint runs fn inside a savepoint of w's transaction, releasing it
 // if fn succeeds and rolling back to it if fn fails. It returns whether the
 // transaction is still open, and fn's error: SQLite ends the transaction
-// by itself on some errors, which the savepoint's being gone reveals.
+// by itself on some errors, which the savepoint's being gone reveals. If
+// fn panics, the error is a *panicError and the transaction is to be
+// ended: fn may have left the connection in any state.
 func runSavepoint(w *wconn, fn func(c *wconn) error) (open bool, err error) {
 	bg := context.Background()
 	if _, err := w.ExecContext(bg, "SAVEPOINT write"); err != nil {
 		return false, err
 	}
-	if err := fn(w); err != nil {
+	if err := call(w, fn); err != nil {
+		if _, ok := err.(*panicError); ok {
+			return false, err
+		}
 		if _, rerr := w.ExecContext(bg, "ROLLBACK TO write"); rerr != nil {
 			return false, err
 		}
@@ -318,4 +393,14 @@ func runSavepoint(w *wconn, fn func(c *wconn) error) (open bool, err error) {
 		return false, err
 	}
 	return true, nil
+}
+
+// call runs fn, turning a panic into a *panicError.
+func call(w *wconn, fn func(c *wconn) error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = &panicError{Value: p, Stack: debug.Stack()}
+		}
+	}()
+	return fn(w)
 }

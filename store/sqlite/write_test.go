@@ -345,3 +345,89 @@ func TestWriteReturnsItsConnection(t *testing.T) {
 		assert.Equal(t, user, owner.UserID)
 	}
 }
+
+// recovered calls fn and returns what it panicked with, nil if it did not.
+func recovered(fn func()) (p any) {
+	defer func() { p = recover() }()
+	fn()
+	return nil
+}
+
+// TestWritePanic has a write panic, alone and then inside a batch: the
+// panic reaches that write's caller, its work is rolled back, the other
+// writes of its batch are stored, and the store and the file's write lock
+// stay free for the next write, this process's or another's.
+func TestWritePanic(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "referral.db")
+	s, err := sqlite.Open(path)
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	panicking := func(app string) func(c *sqlite.WriteConn) error {
+		return func(c *sqlite.WriteConn) error {
+			if err := insertApp(app)(c); err != nil {
+				return err
+			}
+			panic("boom")
+		}
+	}
+	checkPanic := func(p any) {
+		t.Helper()
+		err, ok := p.(error)
+		if assert.True(t, ok, "the write panicked with %v, not an error", p) {
+			assert.ErrorContains(t, err, "a write panicked: boom")
+		}
+	}
+	// writable checks that a write of s and a write transaction of
+	// another connection pool on the file, as another process has, both
+	// get through.
+	other := rawDB(t, path)
+	writable := func() {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		app := uuid.NewString()
+		require.NoError(t, s.Write(ctx, insertApp(app)), "the next write")
+		assert.True(t, hasApp(t, s, app))
+		c, err := other.Conn(ctx)
+		require.NoError(t, err)
+		defer c.Close()
+		_, err = c.ExecContext(ctx, "PRAGMA busy_timeout = 1000")
+		require.NoError(t, err)
+		_, err = c.ExecContext(ctx, "BEGIN IMMEDIATE")
+		require.NoError(t, err, "another process takes the write lock")
+		_, err = c.ExecContext(ctx, "ROLLBACK")
+		require.NoError(t, err)
+	}
+
+	lost := uuid.NewString()
+	checkPanic(recovered(func() { s.Write(t.Context(), panicking(lost)) }))
+	assert.False(t, hasApp(t, s, lost), "the panicking write is stored")
+	writable()
+
+	// In a batch: the held write leads it, so the panicking write's fn
+	// runs in another goroutine than its caller's.
+	release := holdWrites(t, s)
+	before, after := uuid.NewString(), uuid.NewString()
+	lost = uuid.NewString()
+	var (
+		wg                  sync.WaitGroup
+		errBefore, errAfter error
+		p                   any
+	)
+	wg.Go(func() { errBefore = s.Write(t.Context(), insertApp(before)) })
+	waitQueued(t, s, 1)
+	wg.Go(func() { p = recovered(func() { s.Write(t.Context(), panicking(lost)) }) })
+	waitQueued(t, s, 2)
+	wg.Go(func() { errAfter = s.Write(t.Context(), insertApp(after)) })
+	waitQueued(t, s, 3)
+	require.NoError(t, release())
+	wg.Wait()
+	checkPanic(p)
+	assert.NoError(t, errBefore)
+	assert.NoError(t, errAfter)
+	assert.True(t, hasApp(t, s, before), "a write before the panicking one is lost")
+	assert.True(t, hasApp(t, s, after), "a write after the panicking one is lost")
+	assert.False(t, hasApp(t, s, lost), "the panicking write is stored")
+	writable()
+}
