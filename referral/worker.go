@@ -52,8 +52,7 @@ func (h *Handler) Run(ctx context.Context) error {
 //
 // Outcomes are recorded while the next message is being sent: a record is a
 // store write, which under load waits for a commit, and waiting for each in
-// turn let a busy handler starve the worker (45 messages/s under a load of
-// 1,000 invites/s, in the load test).
+// turn let a busy handler starve the worker (BENCHMARKS.md has the figures).
 func (h *Handler) DeliverDue(ctx context.Context) (int, error) {
 	now := h.cfg.Now().UTC()
 	// The lease covers the whole batch, sent one by one, plus one attempt's
