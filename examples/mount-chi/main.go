@@ -8,6 +8,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"log"
 	"net/http"
@@ -61,6 +62,9 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	// The delivery worker, in inline mode too: it sends the invites whose
+	// process died between recording and sending them.
+	go invites.Run(context.Background())
 
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID, middleware.Recoverer)

@@ -45,6 +45,9 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	// The delivery worker runs in inline mode too: it sends the invites
+	// whose process died between recording and sending them.
+	go invites.Run(ctx)
 
 	mux := http.NewServeMux()
 	// The app's own routes.
