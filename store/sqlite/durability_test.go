@@ -26,6 +26,55 @@ import (
 // TestDurabilityServer runs when TestDurabilityAfterKill starts it.
 const childDBEnv = "REFERRALKIT_SQLITE_DURABILITY_DB"
 
+// modesDBEnv names the database file that TestFileModesChild makes when
+// TestFileModes starts it.
+const modesDBEnv = "REFERRALKIT_SQLITE_MODES_DB"
+
+// TestFileModesChild is not a test of its own: it is the child process of
+// TestFileModes, run under umask 000. It opens a new store, writes to it,
+// and prints the mode of each file of the database while it is open.
+func TestFileModesChild(t *testing.T) {
+	path := os.Getenv(modesDBEnv)
+	if path == "" {
+		t.Skip("the child process of TestFileModes")
+	}
+	s, err := sqlite.Open(path)
+	require.NoError(t, err)
+	defer s.Close()
+	require.NoError(t, s.Write(t.Context(), insertApp(uuid.NewString())))
+	for _, name := range []string{path, path + "-wal", path + "-shm"} {
+		info, err := os.Stat(name)
+		require.NoError(t, err)
+		fmt.Printf("MODE %s %#o\n", filepath.Base(name), info.Mode().Perm())
+	}
+}
+
+// TestFileModes checks that the files of a database Open creates are
+// readable by their owner only, even under a umask that takes nothing
+// away: they hold the invitees' addresses and the API keys' hashes.
+func TestFileModes(t *testing.T) {
+	if os.Getenv(modesDBEnv) != "" {
+		t.Skip("inside the child process")
+	}
+	t.Parallel()
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh to set the umask with:", err)
+	}
+	path := filepath.Join(t.TempDir(), "referral.db")
+	cmd := exec.Command(sh, "-c", `umask 000 && exec "$0" -test.run='^TestFileModesChild$' -test.v`, os.Args[0])
+	cmd.Env = append(os.Environ(), modesDBEnv+"="+path)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	modes := map[string]string{}
+	for line := range strings.Lines(string(out)) {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "MODE" {
+			modes[f[1]] = f[2]
+		}
+	}
+	assert.Equal(t, map[string]string{"referral.db": "0600", "referral.db-wal": "0600", "referral.db-shm": "0600"}, modes, "%s", out)
+}
+
 // TestDurabilityServer is not a test of its own: it is the child process of
 // TestDurabilityAfterKill, a server on the SQLite file named by childDBEnv
 // that prints its address and runs until killed (or until its parent goes

@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -88,7 +90,15 @@ func DSN(path string) string {
 
 // Open opens (creating if needed) the SQLite file at path with the pragmas
 // of [DSN] and applies the schema. Close the store to close the file.
+//
+// A file Open creates is readable and writable by its owner only (0600),
+// whatever the umask: it holds the API keys' hashes and the invitees'
+// addresses. SQLite gives the -wal and -shm files it makes beside it the
+// same mode. The mode of a file that exists already is left as it is.
 func Open(path string) (*Store, error) {
+	if err := createPrivate(path); err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
 	db, err := sql.Open("sqlite", DSN(path))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -102,6 +112,20 @@ func Open(path string) (*Store, error) {
 	}
 	s.owned = true
 	return s, nil
+}
+
+// createPrivate creates an empty file at path, mode 0600, unless there is
+// a file there. SQLite takes an empty file for a new database, and would
+// itself create one 0644 less the umask.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // New returns a store on db, which must have been opened with the "sqlite"
