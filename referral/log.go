@@ -2,6 +2,7 @@ package referral
 
 import (
 	"log/slog"
+	"regexp"
 	"strings"
 )
 
@@ -17,11 +18,22 @@ func (e redactedEmail) LogValue() slog.Value {
 	return slog.StringValue("***")
 }
 
-// scrub removes addr from an error text before it is logged; SMTP replies
-// often quote the recipient.
+// addressLike matches anything in a text that could be an address: a
+// quoted or unquoted local part (any run of characters that are not space,
+// control characters or RFC 5322 specials, so non-ASCII too), '@', and a
+// domain name or address literal.
+var addressLike = regexp.MustCompile(`(?:"(?:[^"\\]|\\.)*"|[^\x00-\x20\x7f<>()\[\]\\,;:@"]+)@(?:\[[^\]]*\]|[^\x00-\x20\x7f<>()\[\]\\,;:@"]+)`)
+
+// scrub redacts every address in an error text to ***@domain before it is
+// logged. SMTP replies often quote the recipient, and not always as it was
+// sent (another case, another quoting), so matching addr alone would not
+// do; addr, the invite's address, is replaced first in case its own form
+// escapes the pattern.
 func scrub(text, addr string) string {
-	if addr == "" {
-		return text
+	if addr != "" {
+		text = strings.ReplaceAll(text, addr, redactedEmail(addr).LogValue().String())
 	}
-	return strings.ReplaceAll(text, addr, redactedEmail(addr).LogValue().String())
+	return addressLike.ReplaceAllStringFunc(text, func(a string) string {
+		return redactedEmail(a).LogValue().String()
+	})
 }
