@@ -48,7 +48,14 @@ type server struct {
 // it listens.
 func startServer(t *testing.T, bin string, args ...string) *server {
 	t.Helper()
-	s := &server{dir: t.TempDir(), logs: &bytes.Buffer{}, done: make(chan error, 1)}
+	return startServerIn(t, bin, t.TempDir(), args...)
+}
+
+// startServerIn starts bin in dir on a free port and waits until it
+// listens.
+func startServerIn(t *testing.T, bin, dir string, args ...string) *server {
+	t.Helper()
+	s := &server{dir: dir, logs: &bytes.Buffer{}, done: make(chan error, 1)}
 	s.cmd = exec.Command(bin, append([]string{"-addr", "127.0.0.1:0"}, args...)...)
 	s.cmd.Dir = s.dir
 	s.cmd.Env = cleanEnv()
