@@ -54,18 +54,92 @@ func normalizeEmail(s string) (email, key string, err error) {
 	if len(local) > maxLocalLen {
 		return "", "", inputError("email local part is longer than 64 bytes")
 	}
+	if err := checkLocalPart(local); err != nil {
+		return "", "", err
+	}
 	if strings.HasPrefix(domain, "[") {
 		return "", "", inputError("email domain must be a name, not an address literal")
 	}
-	ascii, derr := idna.Lookup.ToASCII(domain)
-	if derr != nil || !strings.Contains(ascii, ".") || strings.HasSuffix(ascii, ".") {
-		return "", "", inputError("email domain is not a valid domain name")
+	ascii, err := domainToASCII(domain)
+	if err != nil {
+		return "", "", err
 	}
 	email = local + "@" + ascii
 	if len(email) > maxEmailLen {
 		return "", "", inputError("email is longer than 254 bytes")
 	}
 	return email, strings.ToLower(local) + "@" + ascii, nil
+}
+
+// checkLocalPart refuses local parts that mail software may show as
+// something else: anything but printable ASCII (there is no SMTPUTF8 here,
+// and invisible characters such as U+200B or U+00A0 would make two
+// addresses look alike), and RFC 2047 encoded words, which some clients
+// decode in addresses.
+func checkLocalPart(local string) error {
+	for i := 0; i < len(local); i++ {
+		if local[i] <= ' ' || local[i] > '~' {
+			return inputError("email local part must be printable ASCII")
+		}
+	}
+	if i := strings.Index(local, "=?"); i >= 0 && strings.Contains(local[i+2:], "?=") {
+		return inputError("email local part must not look like an encoded word (=?...?=)")
+	}
+	return nil
+}
+
+// domainToASCII returns domain in lower-case ASCII (IDNA) form, refusing
+// what is not a plain host name: an A-label that the IDNA conversion would
+// turn into another name (xn--gmail-.com becomes gmail.com), a label that
+// is empty or over 63 octets, and a name a resolver may read as an IPv4
+// address (an all-numeric or 0x-hex last label: 127.0.0.1, 0x7f.0.0.1).
+func domainToASCII(domain string) (string, error) {
+	const invalid = inputError("email domain is not a valid domain name")
+	ascii, err := idna.Lookup.ToASCII(domain)
+	if err != nil {
+		return "", invalid
+	}
+	in, out := strings.Split(idnaDots.Replace(domain), "."), strings.Split(ascii, ".")
+	if len(in) != len(out) || len(out) < 2 {
+		return "", invalid
+	}
+	for i, label := range out {
+		if label == "" || len(label) > 63 {
+			return "", invalid
+		}
+		if isASCII(in[i]) && label != strings.ToLower(in[i]) {
+			return "", inputError("email domain is not a valid internationalized domain name")
+		}
+	}
+	if last := out[len(out)-1]; isNumericLabel(last) {
+		return "", inputError("email domain must be a name, not an IP address")
+	}
+	return ascii, nil
+}
+
+// idnaDots are the label separators IDNA maps to '.'.
+var idnaDots = strings.NewReplacer("\u3002", ".", "\uff0e", ".", "\uff61", ".")
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// isNumericLabel reports whether label is all decimal digits, or 0x and
+// hex digits: the forms inet_aton accepts for a part of an IPv4 address.
+func isNumericLabel(label string) bool {
+	digits := "0123456789"
+	if len(label) >= 2 && label[0] == '0' && (label[1] == 'x' || label[1] == 'X') {
+		label, digits = label[2:], "0123456789abcdefABCDEF"
+		if label == "" {
+			return true
+		}
+	}
+	return label != "" && strings.Trim(label, digits) == ""
 }
 
 // validIdempotencyKey reports whether k is 1 to 255 printable ASCII
