@@ -1,11 +1,11 @@
 // Command loadtest drives the standalone server (examples/server) end to
 // end, on this machine only, and checks that no invite answered 201 is lost:
 //
-//	go run ./examples/loadtest                        # throughput, 32 clients, 10s
-//	go run ./examples/loadtest -scenario memory       # 100,000 invites, VmRSS table
-//	go run ./examples/loadtest -scenario smtp-faults  # 4xx, drops and a hang at the SMTP server
-//	go run ./examples/loadtest -scenario kill         # SIGKILL and restart mid-load
-//	go run ./examples/loadtest -scenario all
+//	go run ./cmd/loadtest                        # throughput, 32 clients, 10s
+//	go run ./cmd/loadtest -scenario memory       # 100,000 invites, VmRSS table
+//	go run ./cmd/loadtest -scenario smtp-faults  # 4xx, drops and a hang at the SMTP server
+//	go run ./cmd/loadtest -scenario kill         # SIGKILL and restart mid-load
+//	go run ./cmd/loadtest -scenario all
 //
 // Each scenario builds (or takes with -server) the server binary, runs it
 // as a child process in a temporary folder on SQLite with -delivery queued,
@@ -36,4 +36,11 @@
 // and the command stops by itself. It exits 1 when a scenario fails its
 // checks (a lost invite, a status other than 201, an unexplained
 // duplicate). It reads /proc, so it runs on Linux.
+//
+// Tests: go test ./cmd/loadtest/ runs only the tests that build nothing
+// (flags, the sink). The scenario tests build the server and run every
+// scenario in small form only when REFERRAL_LOADTEST=1 is set:
+//
+//	REFERRAL_LOADTEST=1 go test ./cmd/loadtest/                             # every scenario, small
+//	REFERRAL_LOADTEST=1 go test -run 'TestScenarios/^kill$' ./cmd/loadtest/ # the one .ci/run runs
 package main

@@ -19,15 +19,25 @@ import (
 // serverBinEnv carries the server binary built by TestMain to the tests.
 const serverBinEnv = "REFERRALKIT_LOADTEST_SERVER_BIN"
 
+// loadtestEnv, set to 1, lets the tests build the server and run the
+// scenarios; without it they are skipped, so that go test ./... builds no
+// binary and starts no process.
+const loadtestEnv = "REFERRAL_LOADTEST"
+
+func scenariosEnabled() bool { return os.Getenv(loadtestEnv) == "1" }
+
 // TestMain plays the bare server when the throughput scenario runs this
 // test binary as its child, and otherwise builds the standalone server
-// once for every test.
+// once for every test, when the scenarios are to run.
 func TestMain(m *testing.M) {
 	if os.Getenv(roleEnv) == "bare" {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		code := exitCode(serveBare(ctx, os.Stderr), os.Stderr)
 		cancel()
 		os.Exit(code)
+	}
+	if !scenariosEnabled() {
+		os.Exit(m.Run())
 	}
 	dir, err := os.MkdirTemp("", "loadtest-test-")
 	if err != nil {
@@ -63,6 +73,9 @@ func tiny(t *testing.T) options {
 }
 
 func TestScenarios(t *testing.T) {
+	if !scenariosEnabled() {
+		t.Skip("builds the server and runs each scenario for seconds; set " + loadtestEnv + "=1 to run")
+	}
 	t.Parallel()
 	tests := []struct {
 		scenario string
