@@ -153,12 +153,11 @@ func routes(h *referral.Handler, apiKeys referral.Authenticator, store backend, 
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		w.Header().Set("Cache-Control", "no-store")
 		if err := store.Ping(ctx); err != nil {
-			http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+			writeEnvelope(w, http.StatusServiceUnavailable, "store unavailable")
 			return
 		}
-		fmt.Fprintln(w, "ok")
+		writeEnvelope(w, http.StatusOK, "ok")
 	})
 	api := v1Only(mux)
 	if len(origins) == 0 {
@@ -182,7 +181,7 @@ func v1Only(mux *http.ServeMux) http.Handler {
 		p := r.URL.Path
 		if clean := cleanPath(p); strings.HasPrefix(clean, "/v1/") || clean == "/v1" {
 			if _, pattern := mux.Handler(r); clean != p || pattern == "" {
-				writeEnvelopeError(w, http.StatusNotFound, "not found")
+				writeEnvelope(w, http.StatusNotFound, "not found")
 				return
 			}
 		}
@@ -206,15 +205,22 @@ func cleanPath(p string) string {
 	return np
 }
 
-// writeEnvelopeError answers status in the envelope the referral handler
-// uses for its own errors (DESIGN.md section 1).
-func writeEnvelopeError(w http.ResponseWriter, status int, msg string) {
-	body, _ := json.Marshal(struct {
+// writeEnvelope answers status in the envelope of the referral handler
+// (DESIGN.md section 1): a success for a 2xx status, else a failure with
+// msg as its error.
+func writeEnvelope(w http.ResponseWriter, status int, msg string) {
+	env := struct {
 		Success bool    `json:"success"`
 		Message *string `json:"message"`
-		Error   string  `json:"error"`
+		Error   *string `json:"error"`
 		Data    any     `json:"data"`
-	}{Error: msg})
+	}{}
+	if status < 300 {
+		env.Success, env.Message = true, &msg
+	} else {
+		env.Error = &msg
+	}
+	body, _ := json.Marshal(env)
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
