@@ -9,10 +9,8 @@ import (
 	"time"
 
 	"github.com/referralkit/referralkit/referral"
+	"github.com/referralkit/referralkit/store/internal/storeimpl"
 )
-
-// maxCodeTries bounds the attempts to find an unused code.
-const maxCodeTries = 8
 
 // Store is an in-memory referral.CodeStore. The zero value is not ready:
 // use New.
@@ -59,7 +57,7 @@ func (s *Store) EnsureCode(ctx context.Context, appID, userID string, newCode fu
 	if c, ok := s.codes[k]; ok {
 		return c, nil
 	}
-	for range maxCodeTries {
+	for range storeimpl.MaxCodeTries {
 		c := newCode()
 		if _, taken := s.owners[c]; taken {
 			continue
@@ -171,11 +169,9 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration
 			due = append(due, inv)
 		}
 	}
-	// Ties are broken by id, which for UUIDv7 is creation order, so that the
-	// order does not depend on map iteration.
-	slices.SortFunc(due, func(a, b *referral.Invite) int {
-		return cmp.Or(a.NextAttemptAt.Compare(b.NextAttemptAt), strings.Compare(a.ID, b.ID))
-	})
+	// ByDue breaks ties by id, so that the order does not depend on map
+	// iteration.
+	slices.SortFunc(due, func(a, b *referral.Invite) int { return storeimpl.ByDue(*a, *b) })
 	out := make([]referral.Invite, 0, min(max, len(due)))
 	for _, inv := range due[:min(max, len(due))] {
 		inv.Attempts++

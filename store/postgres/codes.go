@@ -4,11 +4,8 @@ import (
 	"context"
 
 	"github.com/referralkit/referralkit/referral"
+	"github.com/referralkit/referralkit/store/internal/storeimpl"
 )
-
-// maxCodeTries bounds the attempts to find an unused code. With 50 random
-// bits per code a second try is already rare.
-const maxCodeTries = 8
 
 func (s *Store) EnsureCode(ctx context.Context, appID, userID string, newCode func() string) (string, error) {
 	// Most calls are for users who have a code: one read.
@@ -19,7 +16,7 @@ func (s *Store) EnsureCode(ctx context.Context, appID, userID string, newCode fu
 	if !isNoRows(err) {
 		return "", wrap(ctx, "ensure code", err)
 	}
-	for range maxCodeTries {
+	for range storeimpl.MaxCodeTries {
 		candidate := newCode()
 		// A conflict on either unique key stores nothing. On the user's key
 		// a concurrent first call won (the insert waits for it to commit),

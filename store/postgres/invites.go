@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"slices"
@@ -11,29 +10,12 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/referralkit/referralkit/referral"
+	"github.com/referralkit/referralkit/store/internal/storeimpl"
 )
 
-// inviteColumns are the columns scanInvite reads, in its order.
-const inviteColumns = `id, app_id, referrer_id, email, email_key, language, code, idempotency_key,
-	status, attempts, last_error, next_attempt_at, lease_until, created_at, updated_at`
-
-// scanInvite reads one row of inviteColumns.
+// scanInvite reads one row of storeimpl.InviteColumns.
 func scanInvite(row pgx.Row) (referral.Invite, error) {
-	var (
-		inv                referral.Invite
-		status             string
-		next, created, upd time.Time
-		lease              *time.Time
-	)
-	err := row.Scan(&inv.ID, &inv.AppID, &inv.ReferrerID, &inv.Email, &inv.EmailKey, &inv.Language, &inv.Code,
-		&inv.IdempotencyKey, &status, &inv.Attempts, &inv.LastError, &next, &lease, &created, &upd)
-	if err != nil {
-		return referral.Invite{}, err
-	}
-	inv.Status = referral.Status(status)
-	inv.NextAttemptAt, inv.LeaseUntil = next.UTC(), fromNull(lease)
-	inv.CreatedAt, inv.UpdatedAt = created.UTC(), upd.UTC()
-	return inv, nil
+	return storeimpl.ScanInvite(row, fromNull)
 }
 
 // lockReferrerSQL serializes RecordInvite per referrer, across every
@@ -75,7 +57,7 @@ cooling AS (
 	ORDER BY created_at DESC LIMIT 1
 ),
 inserted AS (
-	INSERT INTO invites (` + inviteColumns + `)
+	INSERT INTO invites (` + storeimpl.InviteColumns + `)
 	SELECT @id::text, @app_id::text, @referrer_id::text, @email::text, @email_key::text, @language::text,
 		@code::text, @idempotency_key::text, @status::text, @attempts::integer, @last_error::text,
 		@next_attempt_at::timestamptz, @lease_until::timestamptz, @created_at::timestamptz, @updated_at::timestamptz
@@ -149,7 +131,7 @@ func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim refer
 	case err != nil:
 		return referral.Invite{}, false, wrap(ctx, "record invite", err)
 	case replayID != nil:
-		first, err := scanInvite(s.pool.QueryRow(ctx, `SELECT `+inviteColumns+` FROM invites WHERE id = $1`, *replayID))
+		first, err := scanInvite(s.pool.QueryRow(ctx, `SELECT `+storeimpl.InviteColumns+` FROM invites WHERE id = $1`, *replayID))
 		if err != nil {
 			return referral.Invite{}, false, wrap(ctx, "record invite: reading the replayed invite", err)
 		}
@@ -202,7 +184,7 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration
 		)
 		UPDATE invites AS i SET attempts = i.attempts + 1, lease_until = @lease_until, updated_at = @now
 		FROM due WHERE i.id = due.id
-		RETURNING `+prefixed("i.", inviteColumns),
+		RETURNING `+prefixed("i.", storeimpl.InviteColumns),
 		pgx.NamedArgs{"now": now, "lease_until": now.Add(lease), "max": max})
 	if err != nil {
 		return nil, wrap(ctx, "claim due", err)
@@ -212,7 +194,7 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration
 		return nil, wrap(ctx, "claim due", err)
 	}
 	// RETURNING has no order of its own.
-	slices.SortFunc(claimed, byDue)
+	slices.SortFunc(claimed, storeimpl.ByDue)
 	return claimed, nil
 }
 
@@ -223,9 +205,4 @@ func prefixed(p, columns string) string {
 		cols[i] = p + strings.TrimSpace(c)
 	}
 	return strings.Join(cols, ", ")
-}
-
-// byDue orders invites oldest due first, ties by id (UUIDv7: creation order).
-func byDue(a, b referral.Invite) int {
-	return cmp.Or(a.NextAttemptAt.Compare(b.NextAttemptAt), strings.Compare(a.ID, b.ID))
 }

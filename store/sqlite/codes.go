@@ -5,11 +5,8 @@ import (
 	"fmt"
 
 	"github.com/referralkit/referralkit/referral"
+	"github.com/referralkit/referralkit/store/internal/storeimpl"
 )
-
-// maxCodeTries bounds the attempts to find an unused code. With 50 random
-// bits per code a second try is already rare.
-const maxCodeTries = 8
 
 func (s *Store) EnsureCode(ctx context.Context, appID, userID string, newCode func() string) (string, error) {
 	// Most calls are for users who have a code: a read, no write lock.
@@ -28,7 +25,7 @@ func (s *Store) EnsureCode(ctx context.Context, appID, userID string, newCode fu
 		if code, err = codeOf(ctx, c, appID, userID); !isNoRows(err) {
 			return err
 		}
-		for range maxCodeTries {
+		for range storeimpl.MaxCodeTries {
 			candidate := newCode()
 			// The user has no code, so a conflict can only be on the code.
 			res, err := c.ExecContext(ctx, `INSERT INTO codes (code, app_id, user_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,

@@ -1,37 +1,19 @@
 package sqlite
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/referralkit/referralkit/referral"
+	"github.com/referralkit/referralkit/store/internal/storeimpl"
 )
 
-// inviteColumns are the columns scanInvite reads, in its order.
-const inviteColumns = `id, app_id, referrer_id, email, email_key, language, code, idempotency_key,
-	status, attempts, last_error, next_attempt_at, lease_until, created_at, updated_at`
-
-// scanInvite reads one row of inviteColumns.
-func scanInvite(row interface{ Scan(...any) error }) (referral.Invite, error) {
-	var (
-		inv                           referral.Invite
-		status                        string
-		next, lease, created, updated int64
-	)
-	err := row.Scan(&inv.ID, &inv.AppID, &inv.ReferrerID, &inv.Email, &inv.EmailKey, &inv.Language, &inv.Code,
-		&inv.IdempotencyKey, &status, &inv.Attempts, &inv.LastError, &next, &lease, &created, &updated)
-	if err != nil {
-		return referral.Invite{}, err
-	}
-	inv.Status = referral.Status(status)
-	inv.NextAttemptAt, inv.LeaseUntil = fromMillis(next), fromMillis(lease)
-	inv.CreatedAt, inv.UpdatedAt = fromMillis(created), fromMillis(updated)
-	return inv, nil
+// scanInvite reads one row of storeimpl.InviteColumns.
+func scanInvite(row storeimpl.Row) (referral.Invite, error) {
+	return storeimpl.ScanInvite(row, fromMillis)
 }
 
 func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim referral.Limits) (referral.Invite, bool, error) {
@@ -68,7 +50,7 @@ func recordInvite(ctx context.Context, c *wconn, inv referral.Invite, lim referr
 	// is exact even for a since between two of them.
 	if inv.IdempotencyKey != "" && lim.IdempotencyTTL > 0 {
 		// "idempotency_key <> ''" lets SQLite use the partial index.
-		row := c.QueryRowContext(ctx, `SELECT `+inviteColumns+` FROM invites
+		row := c.QueryRowContext(ctx, `SELECT `+storeimpl.InviteColumns+` FROM invites
 			WHERE app_id = ? AND referrer_id = ? AND idempotency_key = ? AND idempotency_key <> '' AND created_at > ?
 			ORDER BY created_at DESC LIMIT 1`,
 			inv.AppID, inv.ReferrerID, inv.IdempotencyKey, millis(now.Add(-lim.IdempotencyTTL)))
@@ -108,7 +90,7 @@ func recordInvite(ctx context.Context, c *wconn, inv referral.Invite, lim referr
 			return referral.Invite{}, false, err
 		}
 	}
-	_, err := c.ExecContext(ctx, `INSERT INTO invites (`+inviteColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := c.ExecContext(ctx, `INSERT INTO invites (`+storeimpl.InviteColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		inv.ID, inv.AppID, inv.ReferrerID, inv.Email, inv.EmailKey, inv.Language, inv.Code, inv.IdempotencyKey,
 		string(inv.Status), inv.Attempts, inv.LastError,
 		millis(inv.NextAttemptAt), millis(inv.LeaseUntil), millis(inv.CreatedAt), millis(inv.UpdatedAt))
@@ -145,7 +127,7 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration
 				SELECT id FROM invites
 				WHERE status = 'pending' AND next_attempt_at <= ?2 AND lease_until <= ?2
 				ORDER BY next_attempt_at, id LIMIT ?3)
-			RETURNING `+inviteColumns,
+			RETURNING `+storeimpl.InviteColumns,
 			millis(now.Add(lease)), millis(now), max)
 		if err != nil {
 			return err
@@ -164,19 +146,14 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration
 		return nil, fmt.Errorf("sqlite: claim due: %w", err)
 	}
 	// RETURNING has no order of its own.
-	slices.SortFunc(claimed, byDue)
+	slices.SortFunc(claimed, storeimpl.ByDue)
 	return claimed, nil
-}
-
-// byDue orders invites oldest due first, ties by id (UUIDv7: creation order).
-func byDue(a, b referral.Invite) int {
-	return cmp.Or(a.NextAttemptAt.Compare(b.NextAttemptAt), strings.Compare(a.ID, b.ID))
 }
 
 // Invites returns every invite, oldest first, for tests and inspection. It
 // reads the whole table: not for production paths.
 func (s *Store) Invites(ctx context.Context) ([]referral.Invite, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+inviteColumns+` FROM invites ORDER BY created_at, id`)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+storeimpl.InviteColumns+` FROM invites ORDER BY created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: invites: %w", err)
 	}

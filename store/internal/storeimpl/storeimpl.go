@@ -1,0 +1,47 @@
+package storeimpl
+
+import (
+	"cmp"
+	"strings"
+	"time"
+
+	"github.com/referralkit/referralkit/referral"
+)
+
+// MaxCodeTries bounds EnsureCode's attempts to find an unused code. With
+// 50 random bits per code a second try is already rare.
+const MaxCodeTries = 8
+
+// ByDue orders invites oldest due first, ties by id (UUIDv7: creation
+// order), as ClaimDue returns them.
+func ByDue(a, b referral.Invite) int {
+	return cmp.Or(a.NextAttemptAt.Compare(b.NextAttemptAt), strings.Compare(a.ID, b.ID))
+}
+
+// InviteColumns are the columns of the invites table that ScanInvite reads,
+// in its order. Both SQL stores name them alike.
+const InviteColumns = `id, app_id, referrer_id, email, email_key, language, code, idempotency_key,
+	status, attempts, last_error, next_attempt_at, lease_until, created_at, updated_at`
+
+// Row is what database/sql and pgx rows have in common.
+type Row interface{ Scan(dest ...any) error }
+
+// ScanInvite reads one row of InviteColumns. T is the type the store's
+// driver reads a time column into, and toTime turns one into a time in UTC,
+// the zero time for none.
+func ScanInvite[T any](row Row, toTime func(T) time.Time) (referral.Invite, error) {
+	var (
+		inv                           referral.Invite
+		status                        string
+		next, lease, created, updated T
+	)
+	err := row.Scan(&inv.ID, &inv.AppID, &inv.ReferrerID, &inv.Email, &inv.EmailKey, &inv.Language, &inv.Code,
+		&inv.IdempotencyKey, &status, &inv.Attempts, &inv.LastError, &next, &lease, &created, &updated)
+	if err != nil {
+		return referral.Invite{}, err
+	}
+	inv.Status = referral.Status(status)
+	inv.NextAttemptAt, inv.LeaseUntil = toTime(next), toTime(lease)
+	inv.CreatedAt, inv.UpdatedAt = toTime(created), toTime(updated)
+	return inv, nil
+}
