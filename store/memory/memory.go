@@ -186,13 +186,9 @@ func (s *Store) ResolveCode(ctx context.Context, code string) (referral.Owner, e
 	if err := ctx.Err(); err != nil {
 		return referral.Owner{}, err
 	}
-	c, ok := referral.NormalizeCode(code)
-	if !ok {
-		return referral.Owner{}, referral.ErrCodeNotFound
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	o, ok := s.owners[c]
+	o, ok := s.owners[code]
 	if !ok {
 		return referral.Owner{}, referral.ErrCodeNotFound
 	}

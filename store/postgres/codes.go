@@ -48,12 +48,8 @@ func (s *Store) codeOf(ctx context.Context, appID, userID string) (string, error
 }
 
 func (s *Store) ResolveCode(ctx context.Context, code string) (referral.Owner, error) {
-	c, ok := referral.NormalizeCode(code)
-	if !ok {
-		return referral.Owner{}, referral.ErrCodeNotFound
-	}
 	var o referral.Owner
-	err := s.pool.QueryRow(ctx, `SELECT app_id, user_id FROM codes WHERE code = $1`, c).Scan(&o.AppID, &o.UserID)
+	err := s.pool.QueryRow(ctx, `SELECT app_id, user_id FROM codes WHERE code = $1`, code).Scan(&o.AppID, &o.UserID)
 	if isNoRows(err) {
 		return referral.Owner{}, referral.ErrCodeNotFound
 	}

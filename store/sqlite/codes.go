@@ -61,12 +61,8 @@ func codeOf(ctx context.Context, q querier, appID, userID string) (string, error
 }
 
 func (s *Store) ResolveCode(ctx context.Context, code string) (referral.Owner, error) {
-	c, ok := referral.NormalizeCode(code)
-	if !ok {
-		return referral.Owner{}, referral.ErrCodeNotFound
-	}
 	var o referral.Owner
-	err := s.readOwner.QueryRowContext(ctx, c).Scan(&o.AppID, &o.UserID)
+	err := s.readOwner.QueryRowContext(ctx, code).Scan(&o.AppID, &o.UserID)
 	if isNoRows(err) {
 		return referral.Owner{}, referral.ErrCodeNotFound
 	}

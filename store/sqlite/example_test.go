@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/referralkit/referralkit/referral"
 	"github.com/referralkit/referralkit/store/sqlite"
 )
 
@@ -29,8 +30,10 @@ func ExampleOpen() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	// Codes resolve however a person types them.
-	owner, err := s.ResolveCode(ctx, "albo-c2d3-e4")
+	// The store compares codes exactly: NormalizeCode reads them however a
+	// person types them.
+	typed, _ := referral.NormalizeCode("albo-c2d3-e4")
+	owner, err := s.ResolveCode(ctx, typed)
 	if err != nil {
 		log.Fatal(err)
 	}

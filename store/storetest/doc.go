@@ -21,6 +21,8 @@
 //   - Times come back in UTC, equal to what was stored for any time with
 //     millisecond precision; a zero time comes back zero.
 //   - ClaimDue with max <= 0 claims nothing.
+//   - ResolveCode compares exactly: callers normalize (referral.NormalizeCode),
+//     so a lower-case or hyphenated spelling of a code is not found.
 //
 // Subtests run in parallel, so newStore must be safe to call from several
 // goroutines.

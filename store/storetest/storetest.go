@@ -272,16 +272,13 @@ func testResolveCode(t *testing.T, s referral.CodeStore) {
 		comment string
 	}{
 		{"A1B0C2D3E4", true, "canonical"},
-		{"a1b0c2d3e4", true, "lower case"},
-		{"a1b0-c2d3-e4", true, "hyphens"},
-		{"A1B0 C2D3 E4", true, "spaces"},
-		{"AIBOC2D3E4", true, "I read as 1, O as 0"},
-		{"alboc2d3e4", true, "l read as 1, o as 0"},
+		// Callers normalize (referral.NormalizeCode); stores compare exactly.
+		{"a1b0c2d3e4", false, "lower case"},
+		{"A1B0-C2D3-E4", false, "hyphens"},
+		{"AIBOC2D3E4", false, "I and O for 1 and 0"},
 		{"A1B0C2D3E5", false, "unknown code"},
-		{"A1B0C2D3E", false, "too short"},
-		{"A1B0C2D3E44", false, "too long"},
+		{"A1B0C2D3E", false, "a prefix"},
 		{"", false, "empty"},
-		{"A1B0C2D3E!", false, "not Crockford base32"},
 		{"A1B0C2D3E4'; DROP TABLE codes; --", false, "injection"},
 	} {
 		o, err := s.ResolveCode(ctx, c.in)
