@@ -92,7 +92,7 @@ type Config struct {
 	// path values.
 	PathValue func(r *http.Request, name string) string
 	// LookupsPerMinute bounds GET /v1/referral-codes/{code} per client
-	// address and process, against enumeration. Default 60; negative: no
+	// address (IPv6 clients by their /64) and process, against enumeration. Default 60; negative: no
 	// limit.
 	LookupsPerMinute int
 	// ClientAddr names the client for LookupsPerMinute. Default: the host

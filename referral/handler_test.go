@@ -199,7 +199,7 @@ func checkEnvelope(t *testing.T, rec *httptest.ResponseRecorder, status int) env
 
 func TestContract(t *testing.T) {
 	t.Parallel()
-	long := strings.Repeat("a", 64) + "@" + strings.Repeat("b", 185) + ".com" // 254 bytes
+	long := strings.Repeat("a", 64) + "@" + strings.Repeat("b", 63) + "." + strings.Repeat("b", 63) + "." + strings.Repeat("b", 57) + ".com" // 254 bytes
 	tests := []struct {
 		name    string
 		method  string
@@ -214,7 +214,7 @@ func TestContract(t *testing.T) {
 		{name: "charset parameter is fine", body: invite("new@example.com", "en"), headers: []string{"Content-Type", "application/json; charset=UTF-8"}, status: 201},
 		{name: "upper-case uuid", target: "/v1/users/" + strings.ToUpper(userID) + "/referral-invites", body: invite("new@example.com", "en"), status: 201},
 		{name: "254-byte address", body: invite(long, "en"), status: 201},
-		{name: "IDN domain", body: invite("jörg@bücher.example", "de"), status: 201},
+		{name: "IDN domain", body: invite("joerg@bücher.example", "de"), status: 201},
 		{name: "upper-case address", body: invite("New.Person@Example.COM", "en"), status: 201},
 
 		{name: "GET", method: http.MethodGet, status: 405, header: [2]string{"Allow", "POST"}},
