@@ -79,6 +79,10 @@ func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim refer
 	ik := idemKey{uk, inv.IdempotencyKey}
 	if inv.IdempotencyKey != "" && lim.IdempotencyTTL > 0 {
 		if first, ok := s.idemKeys[ik]; ok && first.CreatedAt.After(inv.CreatedAt.Add(-lim.IdempotencyTTL)) {
+			if storeimpl.Retryable(*first, inv) {
+				*first = storeimpl.Reclaimed(*first, inv)
+				return *first, false, nil
+			}
 			return *first, true, nil
 		}
 	}

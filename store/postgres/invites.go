@@ -29,6 +29,24 @@ func scanInvite(row pgx.Row) (referral.Invite, error) {
 // alike merely queue behind each other.
 const lockReferrerSQL = `SELECT pg_advisory_xact_lock($1, hashtext($2::text || '/' || $3::text))`
 
+// replayWhere finds the invites an Idempotency-Key repeats (step 1 of
+// RecordInvite); the newest of them is the earlier invite.
+const replayWhere = `app_id = @app_id AND referrer_id = @referrer_id
+	AND idempotency_key = @idempotency_key AND idempotency_key <> '' AND created_at > @replay_since`
+
+// reclaimSQL claims the earlier invite for a caller that delivers inline, if
+// it may be tried again (step 1a of RecordInvite; storeimpl.Retryable states
+// the same rule for the other stores), and returns it as updated. Under READ
+// COMMITTED an UPDATE that waits for a row checks its WHERE again on the row
+// it then sees, so a ClaimDue that takes a stranded invite first wins it.
+const reclaimSQL = `UPDATE invites
+SET status = 'pending', attempts = attempts + 1, lease_until = @lease_until::timestamptz,
+	next_attempt_at = @created_at::timestamptz, updated_at = @created_at::timestamptz
+WHERE id = (SELECT id FROM invites WHERE ` + replayWhere + ` ORDER BY created_at DESC LIMIT 1)
+	AND email_key = @email_key AND language = @language
+	AND (status = 'failed' OR (status = 'pending' AND (lease_until IS NULL OR lease_until <= @created_at)))
+RETURNING ` + storeimpl.InviteColumns
+
 // recordSQL does RecordInvite's three checks and, if all pass, the insert.
 // It returns the id of the invite to replay, the created_at of the invite
 // whose leaving the window ends the limit, that of the invite that started
@@ -38,8 +56,7 @@ const lockReferrerSQL = `SELECT pg_advisory_xact_lock($1, hashtext($2::text || '
 const recordSQL = `WITH
 replay AS (
 	SELECT id FROM invites
-	WHERE @replay_on::boolean AND app_id = @app_id AND referrer_id = @referrer_id
-		AND idempotency_key = @idempotency_key AND idempotency_key <> '' AND created_at > @replay_since
+	WHERE @replay_on::boolean AND ` + replayWhere + `
 	ORDER BY created_at DESC LIMIT 1
 ),
 window_full AS (
@@ -78,12 +95,12 @@ func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim refer
 	// way of cancelling. The check-and-insert is a statement of its own
 	// because under READ COMMITTED each statement reads a snapshot taken
 	// when it starts: after the lock, it sees every invite of the referrer
-	// that an earlier holder committed.
-	b := &pgx.Batch{}
-	b.BeginTx(pgx.TxOptions{})
-	b.Queue(lockReferrerSQL, lockReferrer, inv.AppID, inv.ReferrerID)
-	b.Queue(recordSQL, pgx.NamedArgs{
-		"replay_on":        inv.IdempotencyKey != "" && lim.IdempotencyTTL > 0,
+	// that an earlier holder committed. A reclaim goes before the checks,
+	// which then find the reclaimed invite to replay and store nothing.
+	replayOn := inv.IdempotencyKey != "" && lim.IdempotencyTTL > 0
+	reclaim := replayOn && inv.Attempts > 0
+	args := pgx.NamedArgs{
+		"replay_on":        replayOn,
 		"replay_since":     now.Add(-lim.IdempotencyTTL),
 		"max_per_referrer": max(lim.MaxPerReferrer, 0),
 		"window_since":     now.Add(-lim.Window),
@@ -104,8 +121,17 @@ func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim refer
 		"lease_until":      nullTime(inv.LeaseUntil),
 		"created_at":       inv.CreatedAt,
 		"updated_at":       inv.UpdatedAt,
-	})
+	}
+	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{})
+	b.Queue(lockReferrerSQL, lockReferrer, inv.AppID, inv.ReferrerID)
+	if reclaim {
+		b.Queue(reclaimSQL, args)
+	}
+	b.Queue(recordSQL, args)
 	var (
+		reclaimed           referral.Invite
+		reclaimedOne        bool
 		replayID            *string
 		windowFull, cooling *time.Time
 		inserted            bool
@@ -117,6 +143,13 @@ func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim refer
 	_, err := br.Exec() // BEGIN
 	if err == nil {
 		_, err = br.Exec() // the lock
+	}
+	if err == nil && reclaim {
+		reclaimed, err = scanInvite(br.QueryRow())
+		reclaimedOne = err == nil
+		if isNoRows(err) {
+			err = nil
+		}
 	}
 	if err == nil {
 		err = br.QueryRow().Scan(&replayID, &windowFull, &cooling, &inserted)
@@ -130,6 +163,8 @@ func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim refer
 	switch {
 	case err != nil:
 		return referral.Invite{}, false, wrap(ctx, "record invite", err)
+	case reclaimedOne:
+		return reclaimed, false, nil
 	case replayID != nil:
 		first, err := scanInvite(s.pool.QueryRow(ctx, `SELECT `+storeimpl.InviteColumns+` FROM invites WHERE id = $1`, *replayID))
 		if err != nil {

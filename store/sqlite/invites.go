@@ -20,12 +20,12 @@ func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim refer
 	inv.NextAttemptAt, inv.LeaseUntil = stored(inv.NextAttemptAt), stored(inv.LeaseUntil)
 	inv.CreatedAt, inv.UpdatedAt = stored(inv.CreatedAt), stored(inv.UpdatedAt)
 	var (
-		first    referral.Invite
+		got      referral.Invite
 		replayed bool
 	)
 	err := s.write(ctx, func(c *wconn) error {
 		var err error
-		first, replayed, err = recordInvite(ctx, c, inv, lim)
+		got, replayed, err = recordInvite(ctx, c, inv, lim)
 		return err
 	})
 	var le *referral.LimitError
@@ -34,14 +34,13 @@ func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim refer
 		return referral.Invite{}, false, err
 	case err != nil:
 		return referral.Invite{}, false, fmt.Errorf("sqlite: record invite: %w", err)
-	case replayed:
-		return first, true, nil
 	}
-	return inv, false, nil
+	return got, replayed, nil
 }
 
 // recordInvite does RecordInvite's checks, in the contract's order, and the
-// insert, inside the caller's write transaction.
+// insert or the reclaim, inside the caller's write transaction, and returns
+// what RecordInvite returns. The write lock makes its reads final.
 func recordInvite(ctx context.Context, c *wconn, inv referral.Invite, lim referral.Limits) (referral.Invite, bool, error) {
 	now := inv.CreatedAt
 	// Every window below is exclusive at its start: an invite created
@@ -55,10 +54,19 @@ func recordInvite(ctx context.Context, c *wconn, inv referral.Invite, lim referr
 			ORDER BY created_at DESC LIMIT 1`,
 			inv.AppID, inv.ReferrerID, inv.IdempotencyKey, millis(now.Add(-lim.IdempotencyTTL)))
 		first, err := scanInvite(row)
-		if err == nil {
+		switch {
+		case err == nil && storeimpl.Retryable(first, inv):
+			// The caller delivers it again: same row, one more attempt.
+			first = storeimpl.Reclaimed(first, inv)
+			_, err = c.ExecContext(ctx, `UPDATE invites
+				SET status = ?, attempts = ?, lease_until = ?, next_attempt_at = ?, updated_at = ?
+				WHERE id = ?`,
+				string(first.Status), first.Attempts, millis(first.LeaseUntil), millis(first.NextAttemptAt),
+				millis(first.UpdatedAt), first.ID)
+			return first, false, err
+		case err == nil:
 			return first, true, nil
-		}
-		if !isNoRows(err) {
+		case !isNoRows(err):
 			return referral.Invite{}, false, err
 		}
 	}
@@ -94,7 +102,7 @@ func recordInvite(ctx context.Context, c *wconn, inv referral.Invite, lim referr
 		inv.ID, inv.AppID, inv.ReferrerID, inv.Email, inv.EmailKey, inv.Language, inv.Code, inv.IdempotencyKey,
 		string(inv.Status), inv.Attempts, inv.LastError,
 		millis(inv.NextAttemptAt), millis(inv.LeaseUntil), millis(inv.CreatedAt), millis(inv.UpdatedAt))
-	return referral.Invite{}, false, err
+	return inv, false, err
 }
 
 func (s *Store) UpdateDelivery(ctx context.Context, id string, d referral.Delivery) error {

@@ -23,6 +23,10 @@
 //   - ClaimDue with max <= 0 claims nothing.
 //   - ResolveCode compares exactly: callers normalize (referral.NormalizeCode),
 //     so a lower-case or hyphenated spelling of a code is not found.
+//   - An inline retry of an Idempotency-Key (inv.Attempts > 0) that reclaims
+//     the earlier invite holds it under its own lease: ClaimDue does not
+//     take it before then, and of concurrent retries and claims exactly one
+//     gets it.
 //
 // Subtests run in parallel, so newStore must be safe to call from several
 // goroutines.

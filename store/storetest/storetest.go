@@ -39,6 +39,10 @@ func Run(t *testing.T, newStore func(t *testing.T) referral.CodeStore) {
 		{"RecordInvite/CooldownIgnoresFailed", testRecordCooldownIgnoresFailed},
 		{"RecordInvite/Idempotency", testRecordIdempotency},
 		{"RecordInvite/CheckOrder", testRecordCheckOrder},
+		{"RecordInvite/InlineRetry", testRecordInlineRetry},
+		{"RecordInvite/InlineRetryHoldsLease", testRecordInlineRetryLease},
+		{"RecordInvite/ConcurrentInlineRetries", testRecordConcurrentInlineRetries},
+		{"RecordInvite/InlineRetryRacesClaimDue", testRecordInlineRetryRacesClaim},
 		{"RecordInvite/ConcurrentLimit", testRecordConcurrentLimit},
 		{"RecordInvite/ConcurrentIdempotency", testRecordConcurrentIdempotency},
 		{"UpdateDelivery/Final", testUpdateFinal},
@@ -444,6 +448,178 @@ func testRecordCheckOrder(t *testing.T, s referral.CodeStore) {
 	// 2 before 3: both apply, the limit answers.
 	refused(t, s, newInvite(app, ref, "ann@example.com", t0.Add(time.Minute)), lim,
 		referral.LimitError{RetryAfter: 59 * time.Minute})
+}
+
+// inlineRetry returns a repeat of earlier's request, made at at by a caller
+// that delivers inline: it claims the invite itself, with a lease of a
+// minute.
+func inlineRetry(earlier referral.Invite, at time.Time) referral.Invite {
+	inv := newInvite(earlier.AppID, earlier.ReferrerID, earlier.Email, at)
+	inv.IdempotencyKey = earlier.IdempotencyKey
+	inv.Language = earlier.Language
+	inv.Attempts = 1
+	inv.LeaseUntil = at.Add(time.Minute)
+	return inv
+}
+
+// retried returns earlier as RecordInvite claims it again for retry.
+func retried(earlier, retry referral.Invite) referral.Invite {
+	earlier.Status = referral.StatusPending
+	earlier.Attempts++
+	earlier.LeaseUntil = retry.LeaseUntil
+	earlier.NextAttemptAt = retry.CreatedAt
+	earlier.UpdatedAt = retry.CreatedAt
+	return earlier
+}
+
+// retryLimits are limits that the earlier invite of a retry alone uses up:
+// a reclaim passes them, as it adds no invite.
+var retryLimits = referral.Limits{MaxPerReferrer: 1, Window: 24 * time.Hour, Cooldown: 24 * time.Hour, IdempotencyTTL: 24 * time.Hour}
+
+func testRecordInlineRetry(t *testing.T, s referral.CodeStore) {
+	retryAt := t0.Add(time.Hour)
+	for _, c := range []struct {
+		name    string
+		earlier func(*referral.Invite)
+		retry   func(*referral.Invite)
+		reclaim bool
+	}{
+		{"failed", func(inv *referral.Invite) { inv.Status = referral.StatusFailed }, nil, true},
+		{"pending, lease held", func(inv *referral.Invite) { inv.LeaseUntil = retryAt.Add(time.Millisecond) }, nil, false},
+		{"pending, lease run out", func(inv *referral.Invite) { inv.LeaseUntil = retryAt }, nil, true},
+		{"pending, never claimed", func(inv *referral.Invite) { inv.Attempts, inv.LeaseUntil = 0, time.Time{} }, nil, true},
+		{"sent", func(inv *referral.Invite) { inv.Status = referral.StatusSent }, nil, false},
+		{"queued repeat", func(inv *referral.Invite) { inv.Status = referral.StatusFailed },
+			func(inv *referral.Invite) { inv.Attempts, inv.LeaseUntil = 0, time.Time{} }, false},
+		{"other address", func(inv *referral.Invite) { inv.Status = referral.StatusFailed },
+			func(inv *referral.Invite) { inv.Email, inv.EmailKey = "bob@example.com", "bob@example.com" }, false},
+		{"other language", func(inv *referral.Invite) { inv.Status = referral.StatusFailed },
+			func(inv *referral.Invite) { inv.Language = "de" }, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			earlier := newInvite(uuid.NewString(), uuid.NewString(), "ann@example.com", t0)
+			earlier.Attempts = 1
+			earlier.LastError = "421 try later"
+			earlier.LeaseUntil = t0.Add(time.Minute)
+			c.earlier(&earlier)
+			earlier = record(t, s, earlier, retryLimits)
+
+			retry := inlineRetry(earlier, retryAt)
+			if c.retry != nil {
+				c.retry(&retry)
+			}
+			got, replayed, err := s.RecordInvite(t.Context(), retry, retryLimits)
+			require.NoError(t, err)
+			want := earlier
+			if c.reclaim {
+				want = retried(earlier, retry)
+			}
+			assert.Equal(t, !c.reclaim, replayed, "replayed")
+			assertInvite(t, want, got)
+			assertInvite(t, want, get(t, s, earlier))
+		})
+	}
+}
+
+func testRecordInlineRetryLease(t *testing.T, s referral.CodeStore) {
+	ctx := t.Context()
+	earlier := newInvite(uuid.NewString(), uuid.NewString(), "ann@example.com", t0)
+	earlier.Status = referral.StatusFailed
+	earlier.Attempts = 1
+	record(t, s, earlier, retryLimits)
+	retry := inlineRetry(earlier, t0.Add(time.Hour))
+	got, replayed, err := s.RecordInvite(ctx, retry, retryLimits)
+	require.NoError(t, err)
+	require.False(t, replayed)
+
+	// The caller holds the invite until its lease runs out.
+	for _, now := range []time.Time{retry.CreatedAt, retry.LeaseUntil.Add(-time.Millisecond)} {
+		claimed, err := s.ClaimDue(ctx, now, time.Minute, 10)
+		require.NoError(t, err)
+		assert.Empty(t, claimed, "claimed %s after the retry", now.Sub(retry.CreatedAt))
+	}
+	// Its outcome is the attempt's, as for any claim.
+	require.NoError(t, s.UpdateDelivery(ctx, got.ID, referral.Delivery{Attempt: 2, Status: referral.StatusSent, At: retry.CreatedAt.Add(time.Second)}))
+	want := got
+	want.Status, want.LeaseUntil, want.UpdatedAt = referral.StatusSent, time.Time{}, retry.CreatedAt.Add(time.Second)
+	assertInvite(t, want, get(t, s, earlier))
+	assert.Empty(t, pendingIDs(t, s), "a reclaim adds no invite")
+}
+
+func testRecordConcurrentInlineRetries(t *testing.T, s referral.CodeStore) {
+	ctx := t.Context()
+	earlier := newInvite(uuid.NewString(), uuid.NewString(), "ann@example.com", t0)
+	earlier.Status = referral.StatusFailed
+	earlier.Attempts = 1
+	record(t, s, earlier, retryLimits)
+	retry := inlineRetry(earlier, t0.Add(time.Hour))
+
+	got := make([]referral.Invite, goroutines)
+	replayed := make([]bool, goroutines)
+	errs := make([]error, goroutines)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range goroutines {
+		wg.Go(func() {
+			<-start
+			inv := retry
+			inv.ID = uuid.Must(uuid.NewV7()).String()
+			got[i], replayed[i], errs[i] = s.RecordInvite(ctx, inv, retryLimits)
+		})
+	}
+	close(start)
+	wg.Wait()
+	holders := 0
+	for i := range goroutines {
+		require.NoError(t, errs[i])
+		assert.Equal(t, earlier.ID, got[i].ID, "every retry must get the one invite")
+		if !replayed[i] {
+			holders++
+			assertInvite(t, retried(earlier, retry), got[i])
+		}
+	}
+	assert.Equal(t, 1, holders, "exactly one retry may deliver")
+	assertInvite(t, retried(earlier, retry), get(t, s, earlier))
+}
+
+func testRecordInlineRetryRacesClaim(t *testing.T, s referral.CodeStore) {
+	ctx := t.Context()
+	// An inline attempt whose process died: pending, its lease run out.
+	earlier := newInvite(uuid.NewString(), uuid.NewString(), "ann@example.com", t0)
+	earlier.Attempts = 1
+	earlier.LeaseUntil = t0.Add(time.Minute)
+	record(t, s, earlier, retryLimits)
+	retry := inlineRetry(earlier, t0.Add(time.Hour))
+
+	held := make([]bool, goroutines)
+	errs := make([]error, goroutines)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range goroutines {
+		wg.Go(func() {
+			<-start
+			if i%2 == 0 {
+				var replayed bool
+				_, replayed, errs[i] = s.RecordInvite(ctx, retry, retryLimits)
+				held[i] = !replayed
+				return
+			}
+			var claimed []referral.Invite
+			claimed, errs[i] = s.ClaimDue(ctx, retry.CreatedAt, time.Minute, 10)
+			held[i] = len(claimed) == 1
+		})
+	}
+	close(start)
+	wg.Wait()
+	holders := 0
+	for i := range goroutines {
+		require.NoError(t, errs[i])
+		if held[i] {
+			holders++
+		}
+	}
+	assert.Equal(t, 1, holders, "a retry and the workers must not both hold the invite")
+	assert.Equal(t, 2, get(t, s, earlier).Attempts)
 }
 
 func testRecordConcurrentLimit(t *testing.T, s referral.CodeStore) {

@@ -45,3 +45,32 @@ func ScanInvite[T any](row Row, toTime func(T) time.Time) (referral.Invite, erro
 	inv.CreatedAt, inv.UpdatedAt = toTime(created), toTime(updated)
 	return inv, nil
 }
+
+// Retryable reports whether RecordInvite hands the earlier invite of an
+// Idempotency-Key to a caller that delivers inv inline (step 1a of its
+// contract): same address and language, and failed or stranded, a pending
+// attempt whose lease has run out by inv.CreatedAt.
+func Retryable(earlier, inv referral.Invite) bool {
+	if inv.Attempts <= 0 || earlier.EmailKey != inv.EmailKey || earlier.Language != inv.Language {
+		return false
+	}
+	switch earlier.Status {
+	case referral.StatusFailed:
+		return true
+	case referral.StatusPending:
+		return !earlier.LeaseUntil.After(inv.CreatedAt)
+	}
+	return false
+}
+
+// Reclaimed returns earlier as RecordInvite claims it for the caller of
+// inv in step 1a: pending, one more attempt, inv's lease, due and updated
+// at inv.CreatedAt, its last error kept.
+func Reclaimed(earlier, inv referral.Invite) referral.Invite {
+	earlier.Status = referral.StatusPending
+	earlier.Attempts++
+	earlier.LeaseUntil = inv.LeaseUntil.UTC()
+	earlier.NextAttemptAt = inv.CreatedAt.UTC()
+	earlier.UpdatedAt = inv.CreatedAt.UTC()
+	return earlier
+}
