@@ -162,3 +162,59 @@ func TestCorruptDatabase(t *testing.T) {
 		}
 	})
 }
+
+// openReadOnly opens a store on the file at path through a read-only
+// connection: mode=ro holds even for root, whom file permissions do not
+// stop.
+func openReadOnly(t *testing.T, path string) *sqlite.Store {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(5000)")
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	s, err := sqlite.New(db)
+	require.NoError(t, err, "an up-to-date file opens read-only")
+	return s
+}
+
+// TestCheckWrite checks that the write health probe commits a write on a
+// writable store and fails on one that cannot write but still reads.
+func TestCheckWrite(t *testing.T) {
+	t.Parallel()
+	t.Run("writable", func(t *testing.T) {
+		t.Parallel()
+		path := seed(t, uuid.NewString())
+		s, err := sqlite.Open(path)
+		require.NoError(t, err)
+		defer s.Close()
+		// data_version changes when another connection commits: the check
+		// does commit a write.
+		c, err := rawDB(t, path).Conn(t.Context())
+		require.NoError(t, err)
+		defer c.Close()
+		version := func() (v int) {
+			require.NoError(t, c.QueryRowContext(t.Context(), `PRAGMA data_version`).Scan(&v))
+			return v
+		}
+		before := version()
+		require.NoError(t, s.CheckWrite(t.Context()))
+		assert.NotEqual(t, before, version(), "CheckWrite committed nothing")
+		assert.Equal(t, 1, checkConsistent(t, path))
+	})
+	t.Run("read-only connection", func(t *testing.T) {
+		t.Parallel()
+		path := seed(t, uuid.NewString())
+		s := openReadOnly(t, path)
+		require.NoError(t, s.Ping(t.Context()), "reads still work")
+		err := s.CheckWrite(t.Context())
+		require.Error(t, err)
+		assert.ErrorContains(t, err, "sqlite: write check")
+		assert.ErrorContains(t, err, "readonly")
+	})
+	t.Run("closed", func(t *testing.T) {
+		t.Parallel()
+		s, err := sqlite.Open(seed(t, uuid.NewString()))
+		require.NoError(t, err)
+		require.NoError(t, s.Close())
+		assert.ErrorContains(t, s.CheckWrite(t.Context()), "sqlite: write check")
+	})
+}
