@@ -179,3 +179,39 @@ func TestTwoInstances(t *testing.T) {
 	}
 	assert.Equal(t, expected, perReferrer, "stored invites per referrer")
 }
+
+// TestConcurrentFirstInvitesYieldOneCode: first invites of one user sent at
+// once to two instances race to make the user's code; all are accepted and
+// share one code.
+func TestConcurrentFirstInvitesYieldOneCode(t *testing.T) {
+	t.Parallel()
+	serverURL(t)
+	cfg := newSchema(t)
+	var instances []instance
+	for range 2 {
+		s, err := postgres.New(t.Context(), newPool(t, cfg.Copy()))
+		require.NoError(t, err)
+		instances = append(instances, newInstance(t, s, &mailtest.Recorder{}, -1))
+	}
+	const n = 100
+	user := uuid.NewString()
+	statuses := make([]int, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			statuses[i] = instances[i%2].post(user, fmt.Sprintf("p%d@example.com", i))
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i, status := range statuses {
+		assert.Equal(t, http.StatusCreated, status, "request %d", i)
+	}
+	var invites, codes int
+	require.NoError(t, newPool(t, cfg.Copy()).QueryRow(t.Context(),
+		`SELECT count(*), count(DISTINCT code) FROM invites WHERE referrer_id = $1`, user).Scan(&invites, &codes))
+	assert.Equal(t, n, invites)
+	assert.Equal(t, 1, codes, "one user, one code")
+}

@@ -248,6 +248,9 @@ func testEnsureCodeConcurrent(t *testing.T, s referral.CodeStore) {
 	for i := range goroutines {
 		wg.Go(func() {
 			<-start
+			// Each caller offers a code of its own: a store that reads, finds
+			// none and inserts, unguarded, gives callers different codes
+			// or errors.
 			got[i], errs[i] = s.EnsureCode(ctx, app, user, referral.NewCode)
 		})
 	}
