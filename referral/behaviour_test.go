@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -99,29 +98,6 @@ func TestSameCodeAcrossInvites(t *testing.T) {
 	owner, err := f.h.Resolve(context.Background(), strings.ToLower(code))
 	require.NoError(t, err)
 	assert.Equal(t, referral.Owner{AppID: appID, UserID: userID}, owner)
-}
-
-func TestConcurrentFirstInvitesYieldOneCode(t *testing.T) {
-	t.Parallel()
-	f := newFixture(t, func(c *referral.Config) { c.MaxInvitesPerReferrer = -1 })
-	const n = 100
-	var wg sync.WaitGroup
-	statuses := make([]int, n)
-	for i := range n {
-		wg.Go(func() {
-			statuses[i] = f.post(invite(fmt.Sprintf("p%d@example.com", i), "en")).Code
-		})
-	}
-	wg.Wait()
-	for i, s := range statuses {
-		assert.Equal(t, 201, s, "request %d", i)
-	}
-	codes := map[string]bool{}
-	for _, inv := range f.store.Invites() {
-		codes[inv.Code] = true
-	}
-	assert.Len(t, codes, 1)
-	assert.Len(t, f.mailer.Messages(), n)
 }
 
 func TestPerReferrerLimit(t *testing.T) {
