@@ -26,6 +26,14 @@
 // plain one-row inserts. RecordInvite runs its checks and its insert in one
 // such transaction, which makes the limits hold across processes.
 //
+// Files: a database file Open creates is readable by its owner only
+// (0600), and so are the -wal and -shm files SQLite keeps beside it. A file
+// the process cannot write opens read-only if its directory is writable
+// (SQLite creates the -shm file there even for reads): reads work, writes
+// fail with an error, so the handler answers 500. In a read-only directory
+// Open fails, saying why. [Store.CheckWrite] tells a health check whether
+// writes get through; [Store.Ping] passes on a read-only file.
+//
 // Schema: the SQL files under migrations/ are embedded and applied in the
 // order of their numeric prefix (0001_x.sql, 0002_y.sql, ...), each once,
 // recorded in the schema_migrations table. Applying them takes the write

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -220,4 +221,85 @@ func TestCheckWrite(t *testing.T) {
 		require.NoError(t, s.Close())
 		assert.ErrorContains(t, s.CheckWrite(t.Context()), "sqlite: write check")
 	})
+}
+
+// unprivilegedEnv marks a test run again as nobody by runUnprivileged.
+const unprivilegedEnv = "REFERRALKIT_SQLITE_UNPRIVILEGED"
+
+// runUnprivileged runs the test name again as nobody (uid 65534) when the
+// tests run as root, whom file modes do not stop, and checks that it
+// passed there. It reports whether the caller should stop: it ran the
+// test elsewhere.
+func runUnprivileged(t *testing.T, name string) (done bool) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		return false
+	}
+	if os.Getenv(unprivilegedEnv) != "" {
+		t.Fatal("setpriv left the test running as root")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("running as root, whom file modes do not stop, and no setpriv to run as nobody:", err)
+	}
+	// The test binary's directory is root's alone: nobody runs a copy,
+	// with a temporary folder it may write.
+	dir, err := os.MkdirTemp("", "referralkit-nobody-")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	tmp := filepath.Join(dir, "tmp")
+	require.NoError(t, os.Mkdir(tmp, 0o777))
+	require.NoError(t, os.Chmod(tmp, 0o777)) // whatever the umask
+	require.NoError(t, os.Chmod(dir, 0o755))
+	bin, err := os.ReadFile(os.Args[0])
+	require.NoError(t, err)
+	exe := filepath.Join(dir, "sqlite.test")
+	require.NoError(t, os.WriteFile(exe, bin, 0o755))
+	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
+		exe, "-test.run=^"+name+"$", "-test.v")
+	cmd.Env = append(os.Environ(), unprivilegedEnv+"=1", "TMPDIR="+tmp)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "as nobody:\n%s", out)
+	require.Contains(t, string(out), "--- PASS: "+name, "as nobody:\n%s", out)
+	t.Logf("ran as nobody:\n%s", out)
+	return true
+}
+
+// TestReadOnlyFile opens a database file the process may not write: in a
+// read-only directory Open fails and says why; in a writable one the store
+// reads, and fails its writes and its write check with an error.
+func TestReadOnlyFile(t *testing.T) {
+	if runUnprivileged(t, "TestReadOnlyFile") {
+		return
+	}
+	t.Parallel()
+	user := uuid.NewString()
+	path := seed(t, user)
+	dir := filepath.Dir(path)
+	require.NoError(t, os.Chmod(path, 0o444))
+	// Registered after seed's t.TempDir, so it runs before the folder is
+	// removed.
+	t.Cleanup(func() { os.Chmod(dir, 0o755) })
+
+	// No -shm file yet (seed closed the store, which removes it), and
+	// none can be made.
+	require.NoError(t, os.Chmod(dir, 0o555))
+	_, err := sqlite.Open(path)
+	require.Error(t, err, "a read-only directory")
+	assert.ErrorContains(t, err, "sqlite: open "+path+": the directory is read-only")
+
+	require.NoError(t, os.Chmod(dir, 0o755))
+	s, err := sqlite.Open(path)
+	require.NoError(t, err, "a read-only file in a writable directory")
+	defer s.Close()
+	require.NoError(t, s.Ping(t.Context()))
+	code, err := s.EnsureCode(t.Context(), testApp, user, referral.NewCode)
+	require.NoError(t, err, "reads work: the seeded user's code")
+	owner, err := s.ResolveCode(t.Context(), code)
+	require.NoError(t, err)
+	assert.Equal(t, user, owner.UserID)
+	_, err = s.EnsureCode(t.Context(), testApp, uuid.NewString(), referral.NewCode)
+	assert.ErrorContains(t, err, "readonly", "a new code cannot be written")
+	assert.ErrorContains(t, s.CheckWrite(t.Context()), "readonly")
+	assert.Equal(t, http.StatusInternalServerError, post(t, newHandler(t, s), user, "ann@example.com").Code)
 }

@@ -10,7 +10,8 @@ import (
 	"os"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite" // registers the "sqlite" driver
+	sqlite3lib "modernc.org/sqlite/lib"
 
 	"github.com/referralkit/referralkit/referral"
 )
@@ -95,6 +96,12 @@ func DSN(path string) string {
 // whatever the umask: it holds the API keys' hashes and the invitees'
 // addresses. SQLite gives the -wal and -shm files it makes beside it the
 // same mode. The mode of a file that exists already is left as it is.
+//
+// A file the process may read but not write opens read-only, as long as
+// its directory lets SQLite create the -wal and -shm files there (a WAL
+// database needs them even to be read): reads work, every write fails
+// with an error, and [Store.CheckWrite] reports it. If the directory is
+// read-only too, Open fails and says so.
 func Open(path string) (*Store, error) {
 	if err := createPrivate(path); err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -108,6 +115,9 @@ func Open(path string) (*Store, error) {
 	s, err := New(db)
 	if err != nil {
 		db.Close()
+		if e := (*sqlite3.Error)(nil); errors.As(err, &e) && e.Code() == sqlite3lib.SQLITE_READONLY_DIRECTORY {
+			return nil, fmt.Errorf("sqlite: open %s: the directory is read-only, and SQLite must create the -shm file there even to read a WAL database: %w", path, err)
+		}
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	s.owned = true
