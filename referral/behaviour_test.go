@@ -364,3 +364,13 @@ func TestMessageIsRendered(t *testing.T) {
 	assert.Contains(t, m.Text, "https://acme.example/join/ABCDEFGHJK?x=1")
 	assert.Equal(t, mail.DefaultLanguage, "en")
 }
+
+func TestPrincipalOfAnotherUserIsRefused(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	env := checkEnvelope(t, f.post(invite("bob@example.com", "en"), "X-Test-Auth", "careless"), 403)
+	assert.Equal(t, "these credentials may not send invites for this user", *env.Error)
+	assert.Empty(t, f.store.Invites())
+	assert.Empty(t, f.mailer.Messages())
+	checkEnvelope(t, f.post(invite("bob@example.com", "en"), "X-Test-Auth", "token"), 201)
+}

@@ -76,9 +76,8 @@ func (q *request) redeem(a Authenticator) {
 	// has no valid one.
 	fields, bad := q.readJSON([2]string{"userId", "email"})
 	user, _ := CanonicalUUID(fields[0])
-	p, err := a.Authenticate(r, user)
-	if err != nil {
-		q.authFailed(err)
+	p, ok := q.authenticate(a, user)
+	if !ok {
 		return
 	}
 	if bad != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"net/http"
@@ -122,9 +123,8 @@ func (q *request) serve() {
 		q.fail(http.StatusBadRequest, errBadUserID, nil)
 		return
 	}
-	p, err := h.cfg.Auth.Authenticate(r, userID)
-	if err != nil {
-		q.authFailed(err)
+	p, ok := q.authenticate(h.cfg.Auth, userID)
+	if !ok {
 		return
 	}
 	idemKey := ""
@@ -321,6 +321,22 @@ func (h *Handler) message(inv Invite) (mail.Message, error) {
 		HTML:     c.HTML,
 		Language: c.Language,
 	}, nil
+}
+
+// authenticate asks a who is calling on behalf of userID, answering the
+// request itself when the answer is no. A Principal of another user is
+// refused whatever a said: an Authenticator that forgot to compare the
+// user must not let one user act for another.
+func (q *request) authenticate(a Authenticator, userID string) (Principal, bool) {
+	p, err := a.Authenticate(q.r, userID)
+	if err == nil && p.UserID != "" && p.UserID != userID {
+		err = fmt.Errorf("referral: the credentials are for user %q: %w", p.UserID, ErrForbidden)
+	}
+	if err != nil {
+		q.authFailed(err)
+		return Principal{}, false
+	}
+	return p, true
 }
 
 func (q *request) authFailed(err error) {

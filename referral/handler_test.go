@@ -42,6 +42,12 @@ func testAuth(r *http.Request, userID string) (referral.Principal, error) {
 		return referral.Principal{}, fmt.Errorf("test: %w", referral.ErrForbidden)
 	case "both":
 		return referral.Principal{}, fmt.Errorf("test: %w", referral.ErrAmbiguousCredentials)
+	case "careless":
+		// An Authenticator that forgot to compare the token's user with
+		// the path's.
+		return referral.Principal{AppID: appID, UserID: otherID, Method: "access-token"}, nil
+	case "token":
+		return referral.Principal{AppID: appID, UserID: userID, Method: "access-token"}, nil
 	default:
 		return referral.Principal{}, errors.New("test: key store down, secret=hunter2")
 	}

@@ -80,7 +80,9 @@ type Principal struct {
 // Authenticator decides who is calling.
 type Authenticator interface {
 	// Authenticate reads the credentials of r for an invite on behalf of
-	// userID (already validated and canonical). The error must match
+	// userID (already validated and canonical), and checks that they may
+	// act for that user. The handler also refuses (403) a Principal whose
+	// UserID is set and is not userID. The error must match
 	// ErrUnauthenticated (401), ErrForbidden (403) or
 	// ErrAmbiguousCredentials (400); any other error is a 500. If the error
 	// chain holds a value with a method Challenge() string, its result is
