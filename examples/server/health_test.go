@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -15,27 +16,36 @@ import (
 	"github.com/referralkit/referralkit/store/sqlite"
 )
 
-// faultyStore is a real SQLite store whose Ping fails when told to.
+// faultyStore is a real SQLite store whose write check fails when told to.
 type faultyStore struct {
 	backend
-	pingErr error
+	writeErr error
 }
 
-func (s faultyStore) Ping(ctx context.Context) error {
-	if s.pingErr != nil {
-		return s.pingErr
+func (s faultyStore) CheckWrite(ctx context.Context) error {
+	if s.writeErr != nil {
+		return s.writeErr
 	}
-	return s.backend.Ping(ctx)
+	return s.backend.CheckWrite(ctx)
 }
 
-// TestHealthz: 200 in the envelope while the store answers, 503 in the
-// envelope when it does not.
+// TestHealthz: 200 in the envelope while the store can write, 503 in the
+// envelope when it cannot, also while it still answers reads.
 func TestHealthz(t *testing.T) {
 	t.Parallel()
-	real, err := sqlite.Open(filepath.Join(t.TempDir(), "r.db"))
+	path := filepath.Join(t.TempDir(), "r.db")
+	real, err := sqlite.Open(path)
 	require.NoError(t, err)
 	t.Cleanup(func() { real.Close() })
 	down := errors.New("disk on fire")
+	// The same file opened read-only: it answers every read, and every
+	// write fails.
+	db, err := sql.Open("sqlite", sqlite.DSN(path)+"&mode=ro")
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	readOnly, err := sqlite.New(db)
+	require.NoError(t, err)
+	require.NoError(t, readOnly.Ping(context.Background()))
 
 	tests := []struct {
 		name    string
@@ -44,7 +54,8 @@ func TestHealthz(t *testing.T) {
 		success bool
 	}{
 		{"store answers", real, http.StatusOK, true},
-		{"store does not answer", faultyStore{backend: real, pingErr: down}, http.StatusServiceUnavailable, false},
+		{"store reads but cannot write", readOnly, http.StatusServiceUnavailable, false},
+		{"store fails writes", faultyStore{backend: real, writeErr: down}, http.StatusServiceUnavailable, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -144,7 +144,7 @@ All of them take -db. Flags of the server:
 
 // routes is the server's mux: the invite route, the referral-code routes
 // (redemptions take API keys only: they are the host's server-side call),
-// /healthz, and CORS for the origins given.
+// /healthz (200 while the store can write), and CORS for the origins given.
 func routes(h *referral.Handler, apiKeys referral.Authenticator, store backend, origins []string) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(referral.Pattern, h)
@@ -153,8 +153,9 @@ func routes(h *referral.Handler, apiKeys referral.Authenticator, store backend, 
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		if err := store.Ping(ctx); err != nil {
-			writeEnvelope(w, http.StatusServiceUnavailable, "store unavailable")
+		// A write, not a ping: a store that only reads cannot take invites.
+		if err := store.CheckWrite(ctx); err != nil {
+			writeEnvelope(w, http.StatusServiceUnavailable, "store cannot write")
 			return
 		}
 		writeEnvelope(w, http.StatusOK, "ok")

@@ -15,6 +15,10 @@ type backend interface {
 	auth.KeyStore
 	auth.KeyManager
 	Ping(ctx context.Context) error
+	// CheckWrite commits a write that changes nothing; an error when
+	// writes fail, also while reads still work (a read-only file, a
+	// standby). /healthz answers 200 only while it succeeds.
+	CheckWrite(ctx context.Context) error
 	Close() error
 }
 
