@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"mime"
 	"net/http"
 	"strconv"
@@ -34,17 +35,17 @@ func jsonContentType(v string) bool {
 	return true
 }
 
-// readBody reads at most MaxBodyBytes of r's body into buf.
-func readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) error {
+// readBody reads at most MaxBodyBytes of r's body.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if r.ContentLength > MaxBodyBytes {
-		return errTooLarge
+		return nil, errTooLarge
 	}
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		return errTooLarge
+		return nil, errTooLarge
 	}
-	return err
+	return b, err
 }
 
 // parseFields decodes exactly one JSON object with exactly the two string

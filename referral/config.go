@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	netmail "net/mail"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/referralkit/referralkit/mail"
@@ -109,10 +107,7 @@ type Handler struct {
 	cfg      Config
 	renderer *mail.Renderer
 	limits   Limits
-	langs    sync.Map // language field -> template language, see language
-	nlangs   atomic.Int64
 	lookups  *windowLimiter // nil: code lookups are not limited
-	bufs     sync.Pool      // of *bytes.Buffer, for request bodies
 }
 
 // New checks cfg, fills in defaults and returns the handler.

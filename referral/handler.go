@@ -1,7 +1,6 @@
 package referral
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -74,18 +73,14 @@ func (q *request) readJSON(names [2]string) ([2]string, *problem) {
 	if !jsonContentType(q.r.Header.Get("Content-Type")) {
 		return [2]string{}, &problem{http.StatusUnsupportedMediaType, errContentType, nil}
 	}
-	buf, _ := q.h.bufs.Get().(*bytes.Buffer)
-	if buf == nil {
-		buf = new(bytes.Buffer)
-	}
-	defer func() { buf.Reset(); q.h.bufs.Put(buf) }()
-	if err := readBody(q.w, q.r, buf); err != nil {
+	body, err := readBody(q.w, q.r)
+	if err != nil {
 		if errors.Is(err, errTooLarge) {
 			return [2]string{}, &problem{http.StatusRequestEntityTooLarge, errTooLargeText, nil}
 		}
 		return [2]string{}, &problem{http.StatusBadRequest, "request body could not be read", err}
 	}
-	fields, err := parseFields(buf.Bytes(), names)
+	fields, err := parseFields(body, names)
 	if err != nil {
 		return [2]string{}, q.badInput(err)
 	}
@@ -386,25 +381,13 @@ func (q *request) fail(status int, text string, cause error) {
 // failWith sends p.
 func (q *request) failWith(p *problem) { q.fail(p.status, p.text, p.cause) }
 
-// maxCachedLanguages bounds the language cache: clients choose the keys.
-const maxCachedLanguages = 512
-
 // language resolves a request's language field to a template language.
-// Parsing and matching tags allocates, and clients send few distinct
-// values, so results are cached (bounded; past the bound, uncached).
 func (h *Handler) language(s string) (string, error) {
-	if lang, ok := h.langs.Load(s); ok {
-		return lang.(string), nil
-	}
 	tag, err := mail.ParseLanguage(s)
 	if err != nil {
 		return "", err
 	}
-	lang := h.cfg.Templates.Match(tag)
-	if h.nlangs.Add(1) <= maxCachedLanguages {
-		h.langs.Store(s, lang)
-	}
-	return lang, nil
+	return h.cfg.Templates.Match(tag), nil
 }
 
 // retryAfter renders d as whole seconds, rounded up, at least 1.
