@@ -33,7 +33,15 @@ func scrub(text, addr string) string {
 	if addr != "" {
 		text = strings.ReplaceAll(text, addr, redactedEmail(addr).LogValue().String())
 	}
-	return addressLike.ReplaceAllStringFunc(text, func(a string) string {
+	text = addressLike.ReplaceAllStringFunc(text, func(a string) string {
 		return redactedEmail(a).LogValue().String()
 	})
+	// Some servers quote the local part alone ("550 5.1.1 jane.doe...
+	// User unknown"). Local parts shorter than three bytes are left:
+	// replacing every "a" would leave nothing to read, and tell little.
+	if at := strings.LastIndexByte(addr, '@'); at >= 3 {
+		local := regexp.MustCompile("(?i)" + regexp.QuoteMeta(addr[:at]))
+		text = local.ReplaceAllLiteralString(text, "***")
+	}
+	return text
 }

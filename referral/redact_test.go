@@ -25,6 +25,7 @@ func TestLogsRedactEchoedAddresses(t *testing.T) {
 		"550 5.1.1 <ALICE.SECRET@EXAMPLE.COM> mailbox unavailable",
 		`550 "alice.secret"@example.com unknown`,
 		"550 <alice.secret+tag@example.com>; forwarded from <Alice.Secret@example.com>",
+		"550 5.1.1 alice.secret... User unknown", // sendmail quotes the local part alone
 	}
 	for _, mode := range []referral.DeliveryMode{referral.Inline, referral.Queued} {
 		for i, reply := range replies {
