@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -79,4 +81,45 @@ func TestHealthz(t *testing.T) {
 			assert.Nil(t, env.Data)
 		})
 	}
+}
+
+// countingStore counts write checks.
+type countingStore struct {
+	backend
+	n *atomic.Int64
+}
+
+func (s countingStore) CheckWrite(ctx context.Context) error {
+	s.n.Add(1)
+	return s.backend.CheckWrite(ctx)
+}
+
+// TestHealthzFloodIsNotAWriteFlood: /healthz needs no credentials, so a
+// flood of probes shares one write check a second; other methods get a
+// 405 in the envelope.
+func TestHealthzFloodIsNotAWriteFlood(t *testing.T) {
+	t.Parallel()
+	real, err := sqlite.Open(filepath.Join(t.TempDir(), "r.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { real.Close() })
+	var n atomic.Int64
+	h := routes(newTestHandler(t), nil, countingStore{real, &n}, nil)
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+			assert.Equal(t, http.StatusOK, rec.Code)
+		})
+	}
+	wg.Wait()
+	// One check per second that the 50 probes took: a handful even on a
+	// machine that stalls, never one each.
+	assert.Less(t, n.Load(), int64(10))
+
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/healthz", nil))
+	assert.Equal(t, http.StatusMethodNotAllowed, rec.Code)
+	assert.Equal(t, "GET, HEAD", rec.Header().Get("Allow"))
+	assert.Equal(t, "application/json; charset=utf-8", rec.Header().Get("Content-Type"))
 }

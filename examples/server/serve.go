@@ -150,11 +150,15 @@ func routes(h *referral.Handler, apiKeys referral.Authenticator, store backend, 
 	mux.Handle(referral.Pattern, h)
 	mux.Handle(referral.CodePattern, h.CodeLookup())
 	mux.Handle(referral.RedemptionPattern, h.Redemptions(apiKeys))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
+	health := &writeCheck{check: store.CheckWrite}
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeEnvelope(w, http.StatusMethodNotAllowed, "method not allowed; use GET")
+			return
+		}
 		// A write, not a ping: a store that only reads cannot take invites.
-		if err := store.CheckWrite(ctx); err != nil {
+		if err := health.result(r.Context()); err != nil {
 			writeEnvelope(w, http.StatusServiceUnavailable, "store cannot write")
 			return
 		}
@@ -204,6 +208,32 @@ func cleanPath(p string) string {
 		np += "/"
 	}
 	return np
+}
+
+// healthEvery is how often /healthz may write to the store: the route
+// needs no credentials, and a flood of probes must not become a flood of
+// commits.
+const healthEvery = time.Second
+
+// writeCheck runs check at most once per healthEvery, one caller at a
+// time; the others get the last result.
+type writeCheck struct {
+	check func(context.Context) error
+	mu    sync.Mutex
+	at    time.Time
+	err   error
+}
+
+func (c *writeCheck) result(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.at.IsZero() && time.Since(c.at) < healthEvery {
+		return c.err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	c.err, c.at = c.check(ctx), time.Now()
+	return c.err
 }
 
 // writeEnvelope answers status in the envelope of the referral handler
