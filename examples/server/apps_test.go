@@ -75,12 +75,7 @@ func TestAppsDisableEnable(t *testing.T) {
 		}
 		return ""
 	}
-	runOK := func(args ...string) string {
-		var stdout, stderr bytes.Buffer
-		code := run(context.Background(), args, env, &stdout, &stderr)
-		require.Equal(t, 0, code, "%v: %s", args, stderr.String())
-		return stdout.String()
-	}
+	runOK := func(args ...string) string { return runOK(t, env, args...) }
 	var creds credentials
 	require.NoError(t, json.Unmarshal([]byte(runOK("keys", "create", "-json")), &creds))
 	token := strings.TrimSpace(runOK("token", "-app", creds.ClientID, "-user", tourUser))

@@ -333,12 +333,7 @@ func TestKeysCommands(t *testing.T) {
 		}
 		return ""
 	}
-	runOK := func(args ...string) string {
-		var stdout, stderr bytes.Buffer
-		code := run(context.Background(), args, env, &stdout, &stderr)
-		require.Equal(t, 0, code, "%v: %s", args, stderr.String())
-		return stdout.String()
-	}
+	runOK := func(args ...string) string { return runOK(t, env, args...) }
 	var creds credentials
 	require.NoError(t, json.Unmarshal([]byte(runOK("keys", "create", "-json", "-type", "read")), &creds))
 	assert.Equal(t, "read", creds.Type)
@@ -421,4 +416,14 @@ func TestDurationFlagsOutOfRange(t *testing.T) {
 			}
 		}
 	}
+}
+
+// runOK runs the program with args and env, requires exit 0 and returns
+// what it printed on stdout.
+func runOK(t *testing.T, env func(string) string, args ...string) string {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), args, env, &stdout, &stderr)
+	require.Equal(t, 0, code, "%v: %s", args, stderr.String())
+	return stdout.String()
 }
