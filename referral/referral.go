@@ -75,6 +75,10 @@ type Principal struct {
 	// KeyID names the credential used (an API key's prefix or a token's kid),
 	// for logs. It is never a secret.
 	KeyID string
+	// Name is the user's display name when the credentials carry one (an
+	// access token's OIDC "name" claim), for the emails the user sends;
+	// Config.ReferrerName may supply or replace it.
+	Name string
 }
 
 // Authenticator decides who is calling.
@@ -108,6 +112,9 @@ type Invite struct {
 	EmailKey   string // the case-folded address, for duplicate checks
 	Language   string // the template language used, e.g. "de"
 	Code       string // the referrer's referral code
+	// ReferrerName is the referrer's display name for the email, one line
+	// of at most 100 bytes (see Config.ReferrerName); empty when unknown.
+	ReferrerName string
 	// IdempotencyKey is the request's Idempotency-Key header, or empty.
 	IdempotencyKey string
 
