@@ -12,7 +12,10 @@ func NewRenderer(t *Templates, link LinkTemplate) (*Renderer, error) {
 	return &Renderer{t: t, link: link}, nil
 }
 
-// Render renders the invite with code in lang, a name from Templates.Match.
-func (r *Renderer) Render(lang, code string) (Content, error) {
-	return r.t.Render(lang, Data{Code: code, Link: r.link.Link(code)})
+// Render renders the invite d in lang, a name from Templates.Match. d.Link
+// is set from the link template and d.Code; a Link given is overwritten, so
+// every email carries a link built one way.
+func (r *Renderer) Render(lang string, d Data) (Content, error) {
+	d.Link = r.link.Link(d.Code)
+	return r.t.Render(lang, d)
 }

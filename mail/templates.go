@@ -24,8 +24,11 @@ const DefaultLanguage = "en"
 
 // Data is what the templates can use.
 type Data struct {
-	Code string // the referral code
-	Link string // the sign-up link carrying the code
+	Code            string // the referral code
+	Link            string // the sign-up link carrying the code
+	ReferrerName    string // the referrer's display name; empty when unknown
+	ProductName     string // the host's product, e.g. "Acme"; never empty when the handler renders
+	UnsubscribeLink string // the recipient's one-click unsubscribe link; empty until that feature exists
 }
 
 // Content is a rendered message body in one language.
