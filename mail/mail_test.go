@@ -105,15 +105,6 @@ func TestTemplateOverrides(t *testing.T) {
 	tag, _ = mail.ParseLanguage("fr")
 	assert.Equal(t, "fr", tmpl.Match(tag), "embedded languages stay")
 
-	for name, bad := range map[string]fstest.MapFS{
-		"no html":      {"it.txt": {Data: []byte(`{{define "subject"}}x{{end}}{{define "text"}}x{{end}}`)}},
-		"no subject":   {"it.txt": {Data: []byte(`{{define "text"}}x{{end}}`)}, "it.html": {Data: []byte(`x`)}},
-		"bad name":     {"english.txt": {Data: []byte(`{{define "subject"}}x{{end}}{{define "text"}}x{{end}}`)}, "english.html": {Data: []byte(`x`)}},
-		"bad template": {"it.txt": {Data: []byte(`{{define "subject"}}{{.Nope`)}, "it.html": {Data: []byte(`x`)}},
-	} {
-		_, err := mail.NewTemplates(bad)
-		assert.Error(t, err, name)
-	}
 }
 
 func TestLinkTemplate(t *testing.T) {

@@ -48,37 +48,71 @@ type Templates struct {
 }
 
 type templateSet struct {
-	text     *texttemplate.Template
-	html     *htmltemplate.Template
-	embedded bool // shipped with the package, not from overrides
+	txtFile, htmlFile string // as named in their file system, for errors
+	text              *texttemplate.Template
+	html              *htmltemplate.Template
+}
+
+// samples are the data every template is rendered with when it is loaded,
+// so that a broken template is an error at start-up rather than at the
+// first invite: one with every field set, one with the optional ones empty.
+var samples = []Data{
+	{Code: "ABCDEFGHJK", Link: "https://app.example.com/signup?ref=ABCDEFGHJK", ReferrerName: "Alice Example",
+		ProductName: "Acme", UnsubscribeLink: "https://app.example.com/unsubscribe?t=sample"},
+	{Code: "ABCDEFGHJK", Link: "https://app.example.com/signup?ref=ABCDEFGHJK", ProductName: "Acme"},
 }
 
 // NewTemplates returns the embedded templates with the languages in
-// overrides added or replacing the embedded ones. overrides may be nil. Each
-// language is NAME.txt (defining "subject" and "text") and NAME.html, where
-// NAME is a BCP 47 tag such as "de" or "pt-BR".
+// overrides added or replacing the embedded ones; DefaultLanguage is the
+// fallback. overrides may be nil; when it is not, it must hold at least one
+// language. See the package documentation for the layout and the checks.
 func NewTemplates(overrides fs.FS) (*Templates, error) {
-	t := &Templates{langs: map[string]templateSet{}}
 	sub, err := fs.Sub(embedded, "templates")
 	if err != nil {
 		return nil, err
 	}
-	if err := t.load(sub, true); err != nil {
+	langs, err := load(sub)
+	if err != nil {
 		return nil, err
 	}
 	if overrides != nil {
-		if err := t.load(overrides, false); err != nil {
+		more, err := load(overrides)
+		if err != nil {
 			return nil, err
 		}
+		maps.Copy(langs, more)
 	}
-	if _, ok := t.langs[DefaultLanguage]; !ok {
-		return nil, fmt.Errorf("mail: no %q templates", DefaultLanguage)
+	return newTemplates(langs, DefaultLanguage)
+}
+
+// NewTemplatesOnly returns the templates in fsys alone, for a host that
+// serves only its own languages: the embedded ones are left out. Requests
+// that match none of them get defaultLanguage, which must be one of fsys's
+// languages. fsys is checked as NewTemplates checks its overrides.
+func NewTemplatesOnly(fsys fs.FS, defaultLanguage string) (*Templates, error) {
+	if fsys == nil {
+		return nil, errors.New("mail: NewTemplatesOnly: nil file system")
+	}
+	langs, err := load(fsys)
+	if err != nil {
+		return nil, err
+	}
+	tag, err := language.Parse(defaultLanguage)
+	if err != nil {
+		return nil, fmt.Errorf("mail: default language %q is not a language tag", defaultLanguage)
+	}
+	return newTemplates(langs, tag.String())
+}
+
+func newTemplates(langs map[string]templateSet, def string) (*Templates, error) {
+	if _, ok := langs[def]; !ok {
+		return nil, fmt.Errorf("mail: no templates for the default language %q", def)
 	}
 	// The matcher breaks ties by order: sorted, so that a tag matches the
 	// same template in every process.
-	others := slices.Sorted(maps.Keys(t.langs))
-	others = slices.DeleteFunc(others, func(name string) bool { return name == DefaultLanguage })
-	t.names = append([]string{DefaultLanguage}, others...)
+	others := slices.Sorted(maps.Keys(langs))
+	others = slices.DeleteFunc(others, func(name string) bool { return name == def })
+	t := &Templates{langs: langs, names: append([]string{def}, others...)}
 	tags := make([]language.Tag, len(t.names))
 	for i, name := range t.names {
 		tags[i] = language.MustParse(name)
@@ -87,44 +121,95 @@ func NewTemplates(overrides fs.FS) (*Templates, error) {
 	return t, nil
 }
 
-func (t *Templates) load(fsys fs.FS, embedded bool) error {
-	files, err := fs.Glob(fsys, "*.txt")
+// load reads and checks the languages of fsys, which holds them at its root
+// or, laid out the //go:embed way, in its only entry, a templates folder.
+func load(fsys fs.FS) (map[string]templateSet, error) {
+	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {
-		return fmt.Errorf("mail: templates: %w", err)
+		return nil, fmt.Errorf("mail: templates: %w", err)
 	}
-	for _, f := range files {
-		name := strings.TrimSuffix(path.Base(f), ".txt")
+	if len(entries) == 1 && entries[0].IsDir() && entries[0].Name() == "templates" {
+		if fsys, err = fs.Sub(fsys, "templates"); err != nil {
+			return nil, fmt.Errorf("mail: templates: %w", err)
+		}
+		if entries, err = fs.ReadDir(fsys, "."); err != nil {
+			return nil, fmt.Errorf("mail: templates: %w", err)
+		}
+	}
+	files := map[string]bool{}
+	for _, e := range entries {
+		if ext := path.Ext(e.Name()); !e.IsDir() && (ext == ".txt" || ext == ".html") {
+			files[e.Name()] = true
+		}
+	}
+	langs := map[string]templateSet{}
+	for _, f := range slices.Sorted(maps.Keys(files)) {
+		name, ext := strings.TrimSuffix(f, path.Ext(f)), path.Ext(f)
+		twin := name + ".html"
+		if ext == ".html" {
+			twin = name + ".txt"
+		}
+		if !files[twin] {
+			return nil, fmt.Errorf("mail: template %s has no %s beside it", f, twin)
+		}
+		if ext == ".html" {
+			continue // loaded with its .txt
+		}
 		tag, err := language.Parse(name)
 		if err != nil {
-			return fmt.Errorf("mail: template %s: not a language tag", f)
+			return nil, fmt.Errorf("mail: template %s: %q is not a language tag", f, name)
 		}
-		set := templateSet{embedded: embedded}
-		if set.text, err = texttemplate.ParseFS(fsys, f); err != nil {
-			return fmt.Errorf("mail: %w", err)
+		if other, ok := langs[tag.String()]; ok {
+			return nil, fmt.Errorf("mail: templates %s and %s are both language %s", other.txtFile, f, tag)
 		}
-		for _, part := range []string{"subject", "text"} {
-			if set.text.Lookup(part) == nil {
-				return fmt.Errorf("mail: template %s defines no %q", f, part)
-			}
+		set, err := parse(fsys, f, twin)
+		if err != nil {
+			return nil, err
 		}
-		htmlFile := name + ".html"
-		if set.html, err = htmltemplate.ParseFS(fsys, htmlFile); err != nil {
-			return fmt.Errorf("mail: %w", err)
-		}
-		t.langs[tag.String()] = set
+		langs[tag.String()] = set
 	}
-	return nil
+	if len(langs) == 0 {
+		return nil, errors.New("mail: templates: no language found (want NAME.txt and NAME.html at the root or in templates/)")
+	}
+	return langs, nil
+}
+
+// parse parses one language and renders it with every sample.
+func parse(fsys fs.FS, txtFile, htmlFile string) (templateSet, error) {
+	set := templateSet{txtFile: txtFile, htmlFile: htmlFile}
+	var err error
+	if set.text, err = texttemplate.ParseFS(fsys, txtFile); err != nil {
+		return set, fmt.Errorf("mail: template %s: %w", txtFile, err)
+	}
+	for _, part := range []string{"subject", "text"} {
+		if set.text.Lookup(part) == nil {
+			return set, fmt.Errorf("mail: template %s defines no %q", txtFile, part)
+		}
+	}
+	if set.html, err = htmltemplate.ParseFS(fsys, htmlFile); err != nil {
+		return set, fmt.Errorf("mail: template %s: %w", htmlFile, err)
+	}
+	for _, d := range samples {
+		if _, err := set.render(d); err != nil {
+			return set, err
+		}
+	}
+	return set, nil
 }
 
 // Languages lists the template languages, the default first.
 func (t *Templates) Languages() []string { return append([]string(nil), t.names...) }
 
+// Default returns the language served when no template matches:
+// DefaultLanguage for NewTemplates, the one given to NewTemplatesOnly.
+func (t *Templates) Default() string { return t.names[0] }
+
 // Match returns the template language that best serves tag: "de-AT" and
-// "gsw" get "de", a tag with no close template gets DefaultLanguage.
+// "gsw" get "de", a tag with no close template gets t.Default().
 func (t *Templates) Match(tag language.Tag) string {
 	_, i, conf := t.matcher.Match(tag)
 	if conf == language.No {
-		return DefaultLanguage
+		return t.Default()
 	}
 	return t.names[i]
 }
@@ -135,25 +220,35 @@ func (t *Templates) Render(lang string, d Data) (Content, error) {
 	if !ok {
 		return Content{}, fmt.Errorf("mail: no templates for %q", lang)
 	}
-	var b bytes.Buffer
-	c := Content{Language: lang}
-	if err := set.text.ExecuteTemplate(&b, "subject", d); err != nil {
-		return Content{}, fmt.Errorf("mail: subject: %w", err)
+	c, err := set.render(d)
+	if err != nil {
+		return Content{}, err
 	}
-	// A subject is one header line: fold any line breaks a template made.
+	c.Language = lang
+	return c, nil
+}
+
+func (set templateSet) render(d Data) (Content, error) {
+	var b bytes.Buffer
+	var c Content
+	if err := set.text.ExecuteTemplate(&b, "subject", d); err != nil {
+		return Content{}, fmt.Errorf("mail: template %s: %w", set.txtFile, err)
+	}
+	// A subject is one header line: fold any line breaks a template or a
+	// name made.
 	c.Subject = strings.Join(strings.Fields(b.String()), " ")
+	if c.Subject == "" {
+		return Content{}, fmt.Errorf("mail: template %s: empty subject", set.txtFile)
+	}
 	b.Reset()
 	if err := set.text.ExecuteTemplate(&b, "text", d); err != nil {
-		return Content{}, fmt.Errorf("mail: text: %w", err)
+		return Content{}, fmt.Errorf("mail: template %s: %w", set.txtFile, err)
 	}
 	c.Text = strings.TrimLeft(b.String(), "\n")
 	b.Reset()
 	if err := set.html.Execute(&b, d); err != nil {
-		return Content{}, fmt.Errorf("mail: html: %w", err)
+		return Content{}, fmt.Errorf("mail: template %s: %w", set.htmlFile, err)
 	}
 	c.HTML = b.String()
-	if c.Subject == "" {
-		return Content{}, errors.New("mail: empty subject")
-	}
 	return c, nil
 }
