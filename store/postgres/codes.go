@@ -21,7 +21,7 @@ func (s *Store) EnsureCode(ctx context.Context, appID, userID string, newCode fu
 		// A conflict on either unique key stores nothing. On the user's key
 		// a concurrent first call won (the insert waits for it to commit),
 		// and its code is the user's; on the code, the code is taken.
-		err := s.pool.QueryRow(ctx, `INSERT INTO codes (app_id, user_id, code) VALUES ($1, $2, $3)
+		err := s.pool.QueryRow(ctx, `INSERT INTO referral_codes (app_id, user_id, code) VALUES ($1, $2, $3)
 			ON CONFLICT DO NOTHING RETURNING code`, appID, userID, candidate).Scan(&code)
 		if err == nil {
 			return code, nil
@@ -43,13 +43,13 @@ func (s *Store) EnsureCode(ctx context.Context, appID, userID string, newCode fu
 // codeOf returns the code of (appID, userID), or pgx.ErrNoRows.
 func (s *Store) codeOf(ctx context.Context, appID, userID string) (string, error) {
 	var code string
-	err := s.pool.QueryRow(ctx, `SELECT code FROM codes WHERE app_id = $1 AND user_id = $2`, appID, userID).Scan(&code)
+	err := s.pool.QueryRow(ctx, `SELECT code FROM referral_codes WHERE app_id = $1 AND user_id = $2`, appID, userID).Scan(&code)
 	return code, err
 }
 
 func (s *Store) ResolveCode(ctx context.Context, code string) (referral.Owner, error) {
 	var o referral.Owner
-	err := s.pool.QueryRow(ctx, `SELECT app_id, user_id FROM codes WHERE code = $1`, code).Scan(&o.AppID, &o.UserID)
+	err := s.pool.QueryRow(ctx, `SELECT app_id, user_id FROM referral_codes WHERE code = $1`, code).Scan(&o.AppID, &o.UserID)
 	if isNoRows(err) {
 		return referral.Owner{}, referral.ErrCodeNotFound
 	}

@@ -9,8 +9,8 @@ import (
 // probeQuery rewrites the newest schema_migrations row as it is: a real
 // write, logged and flushed at COMMIT like any other, that changes
 // nothing.
-const probeQuery = `UPDATE schema_migrations SET applied_at = applied_at
-	WHERE version = (SELECT max(version) FROM schema_migrations)`
+const probeQuery = `UPDATE referral_schema_migrations SET applied_at = applied_at
+	WHERE version = (SELECT max(version) FROM referral_schema_migrations)`
 
 // CheckWrite reports whether the store can write, for a health check that
 // should pass only while requests can be served (the server's /healthz).

@@ -160,7 +160,7 @@ func TestTwoInstances(t *testing.T) {
 		sent[m.MessageID()]++
 	}
 	rows, err := newPool(t, cfg.Copy()).Query(context.Background(),
-		`SELECT id, referrer_id, status, attempts FROM invites`)
+		`SELECT id, referrer_id, status, attempts FROM referral_invites`)
 	require.NoError(t, err)
 	type row struct {
 		ID, Referrer, Status string
@@ -211,7 +211,7 @@ func TestConcurrentFirstInvitesYieldOneCode(t *testing.T) {
 	}
 	var invites, codes int
 	require.NoError(t, newPool(t, cfg.Copy()).QueryRow(t.Context(),
-		`SELECT count(*), count(DISTINCT code) FROM invites WHERE referrer_id = $1`, user).Scan(&invites, &codes))
+		`SELECT count(*), count(DISTINCT code) FROM referral_invites WHERE referrer_id = $1`, user).Scan(&invites, &codes))
 	assert.Equal(t, n, invites)
 	assert.Equal(t, 1, codes, "one user, one code")
 }

@@ -39,10 +39,10 @@ const replayWhere = `app_id = @app_id AND referrer_id = @referrer_id
 // the same rule for the other stores), and returns it as updated. Under READ
 // COMMITTED an UPDATE that waits for a row checks its WHERE again on the row
 // it then sees, so a ClaimDue that takes a stranded invite first wins it.
-const reclaimSQL = `UPDATE invites
+const reclaimSQL = `UPDATE referral_invites
 SET status = 'pending', attempts = attempts + 1, lease_until = @lease_until::timestamptz,
 	next_attempt_at = @created_at::timestamptz, updated_at = @created_at::timestamptz
-WHERE id = (SELECT id FROM invites WHERE ` + replayWhere + ` ORDER BY created_at DESC LIMIT 1)
+WHERE id = (SELECT id FROM referral_invites WHERE ` + replayWhere + ` ORDER BY created_at DESC LIMIT 1)
 	AND email_key = @email_key AND language = @language
 	AND (status = 'failed' OR (status = 'pending' AND (lease_until IS NULL OR lease_until <= @created_at)))
 RETURNING ` + storeimpl.InviteColumns
@@ -55,29 +55,30 @@ RETURNING ` + storeimpl.InviteColumns
 // Window ago no longer counts, so retrying RetryAfter later succeeds.
 const recordSQL = `WITH
 replay AS (
-	SELECT id FROM invites
+	SELECT id FROM referral_invites
 	WHERE @replay_on::boolean AND ` + replayWhere + `
 	ORDER BY created_at DESC LIMIT 1
 ),
 window_full AS (
 	-- The MaxPerReferrer-th newest invite in the window, if there is one,
 	-- is the one that has to leave it first.
-	SELECT created_at FROM invites
+	SELECT created_at FROM referral_invites
 	WHERE @max_per_referrer::integer > 0 AND app_id = @app_id AND referrer_id = @referrer_id
 		AND created_at > @window_since
 	ORDER BY created_at DESC LIMIT 1 OFFSET greatest(@max_per_referrer::integer - 1, 0)
 ),
 cooling AS (
-	SELECT created_at FROM invites
+	SELECT created_at FROM referral_invites
 	WHERE @cooldown_on::boolean AND app_id = @app_id AND referrer_id = @referrer_id
 		AND email_key = @email_key AND status <> 'failed' AND created_at > @cooldown_since
 	ORDER BY created_at DESC LIMIT 1
 ),
 inserted AS (
-	INSERT INTO invites (` + storeimpl.InviteColumns + `)
+	INSERT INTO referral_invites (` + storeimpl.InviteColumns + `)
 	SELECT @id::text, @app_id::text, @referrer_id::text, @email::text, @email_key::text, @language::text,
 		@code::text, @idempotency_key::text, @status::text, @attempts::integer, @last_error::text,
-		@next_attempt_at::timestamptz, @lease_until::timestamptz, @created_at::timestamptz, @updated_at::timestamptz
+		@next_attempt_at::timestamptz, @lease_until::timestamptz, @created_at::timestamptz, @updated_at::timestamptz,
+		@referrer_name::text
 	WHERE NOT EXISTS (SELECT FROM replay) AND NOT EXISTS (SELECT FROM window_full) AND NOT EXISTS (SELECT FROM cooling)
 	RETURNING 1
 )
@@ -121,6 +122,7 @@ func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim refer
 		"lease_until":      nullTime(inv.LeaseUntil),
 		"created_at":       inv.CreatedAt,
 		"updated_at":       inv.UpdatedAt,
+		"referrer_name":    inv.ReferrerName,
 	}
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{})
@@ -166,7 +168,7 @@ func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim refer
 	case reclaimedOne:
 		return reclaimed, false, nil
 	case replayID != nil:
-		first, err := scanInvite(s.pool.QueryRow(ctx, `SELECT `+storeimpl.InviteColumns+` FROM invites WHERE id = $1`, *replayID))
+		first, err := scanInvite(s.pool.QueryRow(ctx, `SELECT `+storeimpl.InviteColumns+` FROM referral_invites WHERE id = $1`, *replayID))
 		if err != nil {
 			return referral.Invite{}, false, wrap(ctx, "record invite: reading the replayed invite", err)
 		}
@@ -183,7 +185,7 @@ func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim refer
 
 func (s *Store) UpdateDelivery(ctx context.Context, id string, d referral.Delivery) error {
 	// next_attempt_at changes only for a retry.
-	_, err := s.pool.Exec(ctx, `UPDATE invites
+	_, err := s.pool.Exec(ctx, `UPDATE referral_invites
 		SET status = @status, last_error = @last_error,
 			next_attempt_at = CASE WHEN @status = 'pending' THEN @next_attempt_at ELSE next_attempt_at END,
 			lease_until = NULL, updated_at = @at
@@ -211,13 +213,13 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration
 	// queueing behind each other. A row another claimer has just committed
 	// is read again when locked, and dropped as no longer due.
 	rows, err := s.pool.Query(ctx, `WITH due AS (
-			SELECT id FROM invites
+			SELECT id FROM referral_invites
 			WHERE status = 'pending' AND next_attempt_at <= @now AND (lease_until IS NULL OR lease_until <= @now)
 			ORDER BY next_attempt_at, id
 			LIMIT @max
 			FOR UPDATE SKIP LOCKED
 		)
-		UPDATE invites AS i SET attempts = i.attempts + 1, lease_until = @lease_until, updated_at = @now
+		UPDATE referral_invites AS i SET attempts = i.attempts + 1, lease_until = @lease_until, updated_at = @now
 		FROM due WHERE i.id = due.id
 		RETURNING `+prefixed("i.", storeimpl.InviteColumns),
 		pgx.NamedArgs{"now": now, "lease_until": now.Add(lease), "max": max})

@@ -33,7 +33,7 @@ func scanKey(row pgx.Row) (auth.Key, error) {
 
 func (s *Store) LookupKey(ctx context.Context, appID, prefix string) (auth.Key, error) {
 	k, err := scanKey(s.pool.QueryRow(ctx,
-		`SELECT `+keyColumns+` FROM api_keys WHERE app_id = $1 AND prefix = $2`, appID, prefix))
+		`SELECT `+keyColumns+` FROM referral_api_keys WHERE app_id = $1 AND prefix = $2`, appID, prefix))
 	if isNoRows(err) {
 		return auth.Key{}, auth.ErrKeyNotFound
 	}
@@ -45,7 +45,7 @@ func (s *Store) LookupKey(ctx context.Context, appID, prefix string) (auth.Key, 
 
 func (s *Store) LookupApp(ctx context.Context, appID string) (auth.App, error) {
 	var a auth.App
-	err := s.pool.QueryRow(ctx, `SELECT id, disabled, created_at FROM apps WHERE id = $1`, appID).
+	err := s.pool.QueryRow(ctx, `SELECT id, disabled, created_at FROM referral_apps WHERE id = $1`, appID).
 		Scan(&a.ID, &a.Disabled, &a.CreatedAt)
 	if isNoRows(err) {
 		return auth.App{}, auth.ErrAppNotFound
@@ -62,10 +62,10 @@ func (s *Store) CreateKey(ctx context.Context, k auth.Key) error {
 	// (the foreign key), and nothing is stored. Concurrent first keys of an
 	// app wait for the one that inserts the app, then find it.
 	tag, err := s.pool.Exec(ctx, `WITH app AS (
-			INSERT INTO apps (id, disabled, created_at) VALUES (@app_id, false, @created_at)
+			INSERT INTO referral_apps (id, disabled, created_at) VALUES (@app_id, false, @created_at)
 			ON CONFLICT DO NOTHING
 		)
-		INSERT INTO api_keys (`+keyColumns+`) VALUES (@app_id, @prefix, @type, @hash, @created_at, @revoked_at)
+		INSERT INTO referral_api_keys (`+keyColumns+`) VALUES (@app_id, @prefix, @type, @hash, @created_at, @revoked_at)
 		ON CONFLICT DO NOTHING`,
 		pgx.NamedArgs{
 			"app_id":     k.AppID,
@@ -90,12 +90,12 @@ func (s *Store) RevokeKeys(ctx context.Context, appID, prefix string, at time.Ti
 		n                  int
 	)
 	err := s.pool.QueryRow(ctx, `WITH revoked AS (
-			UPDATE api_keys SET revoked_at = @at
+			UPDATE referral_api_keys SET revoked_at = @at
 			WHERE app_id = @app_id AND (@prefix = '' OR prefix = @prefix) AND revoked_at IS NULL
 			RETURNING 1
 		)
-		SELECT EXISTS (SELECT FROM apps WHERE id = @app_id),
-			EXISTS (SELECT FROM api_keys WHERE app_id = @app_id AND prefix = @prefix),
+		SELECT EXISTS (SELECT FROM referral_apps WHERE id = @app_id),
+			EXISTS (SELECT FROM referral_api_keys WHERE app_id = @app_id AND prefix = @prefix),
 			(SELECT count(*) FROM revoked)`,
 		pgx.NamedArgs{"app_id": appID, "prefix": prefix, "at": at}).Scan(&appFound, &keyFound, &n)
 	switch {
@@ -111,7 +111,7 @@ func (s *Store) RevokeKeys(ctx context.Context, appID, prefix string, at time.Ti
 
 func (s *Store) ListKeys(ctx context.Context, appID string) ([]auth.Key, error) {
 	rows, err := s.pool.Query(ctx,
-		`SELECT `+keyColumns+` FROM api_keys WHERE app_id = $1 ORDER BY created_at, prefix`, appID)
+		`SELECT `+keyColumns+` FROM referral_api_keys WHERE app_id = $1 ORDER BY created_at, prefix`, appID)
 	if err != nil {
 		return nil, wrap(ctx, "list keys", err)
 	}
@@ -129,7 +129,7 @@ func (s *Store) ListKeys(ctx context.Context, appID string) ([]auth.Key, error) 
 }
 
 func (s *Store) SetAppDisabled(ctx context.Context, appID string, disabled bool) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE apps SET disabled = $1 WHERE id = $2`, disabled, appID)
+	tag, err := s.pool.Exec(ctx, `UPDATE referral_apps SET disabled = $1 WHERE id = $2`, disabled, appID)
 	if err != nil {
 		return wrap(ctx, "set app disabled", err)
 	}

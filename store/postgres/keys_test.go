@@ -32,7 +32,7 @@ func TestKeyStoreConformance(t *testing.T) {
 	storetest.RunKeyStore(t, open, func(t *testing.T, ks storetest.Keys) string {
 		pool := ks.(poolStore).pool
 		var b strings.Builder
-		for _, table := range []string{"apps", "api_keys"} {
+		for _, table := range []string{"referral_apps", "referral_api_keys"} {
 			b.WriteString(dumpTable(t, pool, table))
 		}
 		return b.String()

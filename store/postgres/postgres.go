@@ -76,10 +76,36 @@ func Open(ctx context.Context, url string) (*Store, error) {
 // New returns a store on pool, which the caller keeps: Close does not close
 // it. It applies the schema first, in the schema that pool's connections
 // create tables in (the first of their search_path). Several processes may
-// call New on one database at once: each migration is applied once.
+// call New on one database at once: each migration is applied once. It is
+// NewWithOptions with the zero Options.
 func New(ctx context.Context, pool *pgxpool.Pool) (*Store, error) {
+	return NewWithOptions(ctx, pool, Options{})
+}
+
+// Options are the choices of [NewWithOptions]. The zero value is [New]'s.
+type Options struct {
+	// SkipMigrations, for hosts that apply schema.sql (or the files under
+	// migrations/) with their own tool, makes the store change no table:
+	// it checks that referral_schema_migrations, in the schema pool's
+	// connections create tables in, records every migration of this build
+	// and fails with an error matching [ErrSchema], naming what is
+	// missing, if not. Default false: the store applies the migrations the
+	// schema lacks.
+	SkipMigrations bool
+}
+
+// ErrSchema is returned, wrapped, by NewWithOptions with SkipMigrations
+// when the database lacks the store's tables or some of its migrations.
+var ErrSchema = errors.New("the schema is missing or out of date")
+
+// NewWithOptions is [New] with the choices of o.
+func NewWithOptions(ctx context.Context, pool *pgxpool.Pool, o Options) (*Store, error) {
 	s := &Store{pool: pool}
-	if err := s.migrate(ctx); err != nil {
+	prepare := s.migrate
+	if o.SkipMigrations {
+		prepare = s.checkSchema
+	}
+	if err := prepare(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil

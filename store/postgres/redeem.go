@@ -28,14 +28,14 @@ func scanRedemption(row pgx.Row) (r referral.Redemption, created bool, err error
 // statement's snapshot, which misses a row committed by a concurrent insert
 // that this one waited for: then it returns no row, and Redeem reads again.
 const redeemSQL = `WITH inserted AS (
-	INSERT INTO redemptions (` + redemptionColumns + `)
+	INSERT INTO referral_redemptions (` + redemptionColumns + `)
 	VALUES (@app_id, @referrer_id, @code, @new_user_id, @email, @email_key, @created_at)
 	ON CONFLICT (app_id, new_user_id) DO NOTHING
 	RETURNING ` + redemptionColumns + `
 )
 SELECT ` + redemptionColumns + `, true FROM inserted
 UNION ALL
-SELECT ` + redemptionColumns + `, false FROM redemptions
+SELECT ` + redemptionColumns + `, false FROM referral_redemptions
 WHERE app_id = @app_id AND new_user_id = @new_user_id AND NOT EXISTS (SELECT FROM inserted)`
 
 func (s *Store) Redeem(ctx context.Context, r referral.Redemption) (referral.Redemption, bool, error) {
@@ -53,7 +53,7 @@ func (s *Store) Redeem(ctx context.Context, r referral.Redemption) (referral.Red
 		// A concurrent call stored the first redemption; it has committed
 		// (the insert waited for it), so a new statement sees it. Rows are
 		// never deleted, so this read finds it.
-		got, created, err = scanRedemption(s.pool.QueryRow(ctx, `SELECT `+redemptionColumns+`, false FROM redemptions
+		got, created, err = scanRedemption(s.pool.QueryRow(ctx, `SELECT `+redemptionColumns+`, false FROM referral_redemptions
 			WHERE app_id = $1 AND new_user_id = $2`, r.AppID, r.NewUserID))
 	}
 	if err != nil {
@@ -64,17 +64,17 @@ func (s *Store) Redeem(ctx context.Context, r referral.Redemption) (referral.Red
 
 // statsSQL counts in one statement, so from one snapshot. Accepted starts
 // from the referrer's redemptions, usually fewer than their invites, and
-// looks each address up in invites_by_address.
+// looks each address up in referral_invites_by_address.
 const statsSQL = `SELECT counts.invited, counts.sent,
 	(SELECT count(*) FROM (
-		SELECT DISTINCT email_key FROM redemptions WHERE app_id = @app_id AND referrer_id = @referrer_id
+		SELECT DISTINCT email_key FROM referral_redemptions WHERE app_id = @app_id AND referrer_id = @referrer_id
 	) AS r WHERE EXISTS (
-		SELECT FROM invites AS inv WHERE inv.app_id = @app_id AND inv.referrer_id = @referrer_id AND inv.email_key = r.email_key
+		SELECT FROM referral_invites AS inv WHERE inv.app_id = @app_id AND inv.referrer_id = @referrer_id AND inv.email_key = r.email_key
 	)),
-	(SELECT count(*) FROM redemptions WHERE app_id = @app_id AND referrer_id = @referrer_id)
+	(SELECT count(*) FROM referral_redemptions WHERE app_id = @app_id AND referrer_id = @referrer_id)
 FROM (
 	SELECT count(*) AS invited, count(*) FILTER (WHERE status = 'sent') AS sent
-	FROM invites WHERE app_id = @app_id AND referrer_id = @referrer_id
+	FROM referral_invites WHERE app_id = @app_id AND referrer_id = @referrer_id
 ) AS counts`
 
 func (s *Store) Stats(ctx context.Context, appID, userID string) (referral.Stats, error) {

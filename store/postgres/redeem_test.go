@@ -59,7 +59,7 @@ func TestRedeemWaitsForTheFirst(t *testing.T) {
 	tx, err := pool.Begin(t.Context())
 	require.NoError(t, err)
 	defer tx.Rollback(context.Background())
-	_, err = tx.Exec(t.Context(), `INSERT INTO redemptions (app_id, referrer_id, code, new_user_id, email, email_key, created_at)
+	_, err = tx.Exec(t.Context(), `INSERT INTO referral_redemptions (app_id, referrer_id, code, new_user_id, email, email_key, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`, first.AppID, first.ReferrerID, first.Code, first.NewUserID, first.Email, first.EmailKey, first.CreatedAt)
 	require.NoError(t, err)
 
@@ -106,23 +106,23 @@ func BenchmarkStats(b *testing.B) {
 				sql  string
 				args []any
 			}{
-				{`INSERT INTO invites (id, app_id, referrer_id, email, email_key, language, code, idempotency_key,
+				{`INSERT INTO referral_invites (id, app_id, referrer_id, email, email_key, language, code, idempotency_key,
 					status, attempts, last_error, next_attempt_at, created_at, updated_at)
 				SELECT gen_random_uuid()::text, $1, $2, e, e, 'en', 'A1B0C2D3E4', '',
 					CASE WHEN i % 5 = 0 THEN 'sent' ELSE 'pending' END, 1, '', t, t, t
 				FROM generate_series(0, $3 - 1) AS i,
 					LATERAL (SELECT 'a' || (i % ($3 / 2)) || '@example.com' AS e,
 						timestamptz '2030-01-01' + i * interval '1 second' AS t) AS v`, []any{app, ref, n}},
-				{`INSERT INTO redemptions (app_id, referrer_id, code, new_user_id, email, email_key, created_at)
+				{`INSERT INTO referral_redemptions (app_id, referrer_id, code, new_user_id, email, email_key, created_at)
 				SELECT $1, $2, 'A1B0C2D3E4', gen_random_uuid()::text, e, e, timestamptz '2030-02-01'
 				FROM generate_series(0, $3 / 10 - 1) AS i,
 					LATERAL (SELECT CASE WHEN i % 2 = 0 THEN 'a' ELSE 'x' END || i || '@example.com' AS e) AS v`, []any{app, ref, n}},
-				{`INSERT INTO invites (id, app_id, referrer_id, email, email_key, language, code, idempotency_key,
+				{`INSERT INTO referral_invites (id, app_id, referrer_id, email, email_key, language, code, idempotency_key,
 					status, attempts, last_error, next_attempt_at, created_at, updated_at)
 				SELECT gen_random_uuid()::text, $1, 'other-' || r, e, e, 'en', 'B1B0C2D3E4', '', 'sent', 1, '', t, t, t
 				FROM generate_series(1, 2000) AS r, generate_series(0, 99) AS i,
 					LATERAL (SELECT 'a' || i || '@example.com' AS e, timestamptz '2030-01-01' AS t) AS v`, []any{app}},
-				{`INSERT INTO redemptions (app_id, referrer_id, code, new_user_id, email, email_key, created_at)
+				{`INSERT INTO referral_redemptions (app_id, referrer_id, code, new_user_id, email, email_key, created_at)
 				SELECT $1, 'other-' || r, 'B1B0C2D3E4', gen_random_uuid()::text, e, e, timestamptz '2030-02-01'
 				FROM generate_series(1, 2000) AS r, generate_series(0, 9) AS i,
 					LATERAL (SELECT 'a' || i || '@example.com' AS e) AS v`, []any{app}},

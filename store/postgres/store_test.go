@@ -44,7 +44,7 @@ func TestMigrationsRunOnceAcrossInstances(t *testing.T) {
 	_, err := postgres.New(t.Context(), pool)
 	require.NoError(t, err)
 
-	rows, err := pool.Query(t.Context(), `SELECT version, name FROM schema_migrations ORDER BY version`)
+	rows, err := pool.Query(t.Context(), `SELECT version, name FROM referral_schema_migrations ORDER BY version`)
 	require.NoError(t, err)
 	type applied struct {
 		Version int
@@ -52,7 +52,7 @@ func TestMigrationsRunOnceAcrossInstances(t *testing.T) {
 	}
 	got, err := pgx.CollectRows(rows, pgx.RowToStructByPos[applied])
 	require.NoError(t, err)
-	assert.Equal(t, []applied{{1, "0001_codes_invites.sql"}, {2, "0002_keys.sql"}, {3, "0003_redemptions.sql"}}, got)
+	assert.Equal(t, []applied{{1, "0001_codes_invites.sql"}, {2, "0002_keys.sql"}, {3, "0003_redemptions.sql"}, {4, "0004_referrer_name.sql"}}, got)
 }
 
 func TestOpen(t *testing.T) {
@@ -72,7 +72,7 @@ func TestOpen(t *testing.T) {
 	require.NoError(t, err)
 	// The store is in the schema the URL names.
 	var n int
-	require.NoError(t, newPool(t, cfg).QueryRow(t.Context(), `SELECT count(*) FROM codes WHERE code = $1`, code).Scan(&n))
+	require.NoError(t, newPool(t, cfg).QueryRow(t.Context(), `SELECT count(*) FROM referral_codes WHERE code = $1`, code).Scan(&n))
 	assert.Equal(t, 1, n)
 
 	require.NoError(t, s.Close())
@@ -188,7 +188,7 @@ func TestCancelWhileWaiting(t *testing.T) {
 			tx, err := pool.Begin(t.Context())
 			require.NoError(t, err)
 			defer tx.Rollback(context.Background())
-			_, err = tx.Exec(t.Context(), `LOCK TABLE invites IN EXCLUSIVE MODE`)
+			_, err = tx.Exec(t.Context(), `LOCK TABLE referral_invites IN EXCLUSIVE MODE`)
 			require.NoError(t, err)
 
 			ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
@@ -203,10 +203,10 @@ func TestCancelWhileWaiting(t *testing.T) {
 			// it, then counts.
 			var n int
 			require.NoError(t, pgx.BeginFunc(t.Context(), pool, func(tx pgx.Tx) error {
-				if _, err := tx.Exec(t.Context(), `LOCK TABLE invites IN SHARE MODE`); err != nil {
+				if _, err := tx.Exec(t.Context(), `LOCK TABLE referral_invites IN SHARE MODE`); err != nil {
 					return err
 				}
-				return tx.QueryRow(t.Context(), `SELECT count(*) FROM invites`).Scan(&n)
+				return tx.QueryRow(t.Context(), `SELECT count(*) FROM referral_invites`).Scan(&n)
 			}))
 			assert.Equal(t, 1, n, "the cancelled call must store nothing")
 		})

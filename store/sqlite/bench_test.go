@@ -111,7 +111,7 @@ func BenchmarkPlainInsert(b *testing.B) {
 	referrers := benchReferrerIDs()
 	runParallel(b, func(i int) error {
 		inv := benchInvite(referrers, i)
-		_, err := db.ExecContext(b.Context(), `INSERT INTO invites (id, app_id, referrer_id, email, email_key, language, code,
+		_, err := db.ExecContext(b.Context(), `INSERT INTO referral_invites (id, app_id, referrer_id, email, email_key, language, code,
 			idempotency_key, status, attempts, last_error, next_attempt_at, lease_until, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			inv.ID, inv.AppID, inv.ReferrerID, inv.Email, inv.EmailKey, inv.Language, inv.Code, inv.IdempotencyKey,

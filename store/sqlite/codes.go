@@ -28,7 +28,7 @@ func (s *Store) EnsureCode(ctx context.Context, appID, userID string, newCode fu
 		for range storeimpl.MaxCodeTries {
 			candidate := newCode()
 			// The user has no code, so a conflict can only be on the code.
-			res, err := c.ExecContext(ctx, `INSERT INTO codes (code, app_id, user_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+			res, err := c.ExecContext(ctx, `INSERT INTO referral_codes (code, app_id, user_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
 				candidate, appID, userID)
 			if err != nil {
 				return err
@@ -49,8 +49,8 @@ func (s *Store) EnsureCode(ctx context.Context, appID, userID string, newCode fu
 }
 
 const (
-	codeQuery  = `SELECT code FROM codes WHERE app_id = ? AND user_id = ?`
-	ownerQuery = `SELECT app_id, user_id FROM codes WHERE code = ?`
+	codeQuery  = `SELECT code FROM referral_codes WHERE app_id = ? AND user_id = ?`
+	ownerQuery = `SELECT app_id, user_id FROM referral_codes WHERE code = ?`
 )
 
 // codeOf returns the code of (appID, userID), or sql.ErrNoRows.

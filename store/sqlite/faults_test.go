@@ -39,12 +39,12 @@ func checkConsistent(t *testing.T, path string) int {
 	require.NoError(t, db.QueryRow(`PRAGMA integrity_check`).Scan(&check))
 	require.Equal(t, "ok", check)
 	var orphans int
-	require.NoError(t, db.QueryRow(`SELECT count(*) FROM invites i
+	require.NoError(t, db.QueryRow(`SELECT count(*) FROM referral_invites i
 		WHERE i.id = '' OR i.email = '' OR i.email_key = '' OR i.language = ''
-		   OR NOT EXISTS (SELECT 1 FROM codes c WHERE c.app_id = i.app_id AND c.user_id = i.referrer_id AND c.code = i.code)`).Scan(&orphans))
+		   OR NOT EXISTS (SELECT 1 FROM referral_codes c WHERE c.app_id = i.app_id AND c.user_id = i.referrer_id AND c.code = i.code)`).Scan(&orphans))
 	assert.Zero(t, orphans, "invites without their code or with empty fields")
 	var n int
-	require.NoError(t, db.QueryRow(`SELECT count(*) FROM invites`).Scan(&n))
+	require.NoError(t, db.QueryRow(`SELECT count(*) FROM referral_invites`).Scan(&n))
 	return n
 }
 
@@ -140,7 +140,7 @@ func TestCorruptDatabase(t *testing.T) {
 		user := uuid.NewString()
 		path := seed(t, user)
 		// Keep the first two pages (the header and sqlite_schema, then
-		// schema_migrations), so that the file opens, and overwrite the
+		// referral_schema_migrations), so that the file opens, and overwrite the
 		// codes and invites.
 		f, err := os.OpenFile(path, os.O_RDWR, 0)
 		require.NoError(t, err)
@@ -151,7 +151,7 @@ func TestCorruptDatabase(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, f.Close())
 
-		// Open reads only the schema and schema_migrations, which are
+		// Open reads only the schema and referral_schema_migrations, which are
 		// intact: checking every page would make each start as slow as
 		// the file is large. The damage shows in the requests that reach
 		// it, each a 500, and the store says why.

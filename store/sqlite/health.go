@@ -10,10 +10,10 @@ import (
 // other, that leaves the data as they were. (Rewriting the row as it is
 // would not do: SQLite writes nothing for a cell that does not change.)
 var probeQueries = []string{
-	`UPDATE schema_migrations SET applied_at = applied_at + 1
-		WHERE version = (SELECT max(version) FROM schema_migrations)`,
-	`UPDATE schema_migrations SET applied_at = applied_at - 1
-		WHERE version = (SELECT max(version) FROM schema_migrations)`,
+	`UPDATE referral_schema_migrations SET applied_at = applied_at + 1
+		WHERE version = (SELECT max(version) FROM referral_schema_migrations)`,
+	`UPDATE referral_schema_migrations SET applied_at = applied_at - 1
+		WHERE version = (SELECT max(version) FROM referral_schema_migrations)`,
 }
 
 // CheckWrite reports whether the store can write, for a health check that

@@ -49,7 +49,7 @@ func recordInvite(ctx context.Context, c *wconn, inv referral.Invite, lim referr
 	// is exact even for a since between two of them.
 	if inv.IdempotencyKey != "" && lim.IdempotencyTTL > 0 {
 		// "idempotency_key <> ''" lets SQLite use the partial index.
-		row := c.QueryRowContext(ctx, `SELECT `+storeimpl.InviteColumns+` FROM invites
+		row := c.QueryRowContext(ctx, `SELECT `+storeimpl.InviteColumns+` FROM referral_invites
 			WHERE app_id = ? AND referrer_id = ? AND idempotency_key = ? AND idempotency_key <> '' AND created_at > ?
 			ORDER BY created_at DESC LIMIT 1`,
 			inv.AppID, inv.ReferrerID, inv.IdempotencyKey, millis(now.Add(-lim.IdempotencyTTL)))
@@ -58,7 +58,7 @@ func recordInvite(ctx context.Context, c *wconn, inv referral.Invite, lim referr
 		case err == nil && storeimpl.Retryable(first, inv):
 			// The caller delivers it again: same row, one more attempt.
 			first = storeimpl.Reclaimed(first, inv)
-			_, err = c.ExecContext(ctx, `UPDATE invites
+			_, err = c.ExecContext(ctx, `UPDATE referral_invites
 				SET status = ?, attempts = ?, lease_until = ?, next_attempt_at = ?, updated_at = ?
 				WHERE id = ?`,
 				string(first.Status), first.Attempts, millis(first.LeaseUntil), millis(first.NextAttemptAt),
@@ -74,7 +74,7 @@ func recordInvite(ctx context.Context, c *wconn, inv referral.Invite, lim referr
 		// The MaxPerReferrer-th newest invite in the window, if there is
 		// one, is the one that has to leave it first.
 		var oldest int64
-		err := c.QueryRowContext(ctx, `SELECT created_at FROM invites
+		err := c.QueryRowContext(ctx, `SELECT created_at FROM referral_invites
 			WHERE app_id = ? AND referrer_id = ? AND created_at > ?
 			ORDER BY created_at DESC LIMIT 1 OFFSET ?`,
 			inv.AppID, inv.ReferrerID, millis(now.Add(-lim.Window)), lim.MaxPerReferrer-1).Scan(&oldest)
@@ -87,7 +87,7 @@ func recordInvite(ctx context.Context, c *wconn, inv referral.Invite, lim referr
 	}
 	if lim.Cooldown > 0 {
 		var last int64
-		err := c.QueryRowContext(ctx, `SELECT created_at FROM invites
+		err := c.QueryRowContext(ctx, `SELECT created_at FROM referral_invites
 			WHERE app_id = ? AND referrer_id = ? AND email_key = ? AND created_at > ? AND status <> 'failed'
 			ORDER BY created_at DESC LIMIT 1`,
 			inv.AppID, inv.ReferrerID, inv.EmailKey, millis(now.Add(-lim.Cooldown))).Scan(&last)
@@ -98,17 +98,17 @@ func recordInvite(ctx context.Context, c *wconn, inv referral.Invite, lim referr
 			return referral.Invite{}, false, err
 		}
 	}
-	_, err := c.ExecContext(ctx, `INSERT INTO invites (`+storeimpl.InviteColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := c.ExecContext(ctx, `INSERT INTO referral_invites (`+storeimpl.InviteColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		inv.ID, inv.AppID, inv.ReferrerID, inv.Email, inv.EmailKey, inv.Language, inv.Code, inv.IdempotencyKey,
 		string(inv.Status), inv.Attempts, inv.LastError,
-		millis(inv.NextAttemptAt), millis(inv.LeaseUntil), millis(inv.CreatedAt), millis(inv.UpdatedAt))
+		millis(inv.NextAttemptAt), millis(inv.LeaseUntil), millis(inv.CreatedAt), millis(inv.UpdatedAt), inv.ReferrerName)
 	return inv, false, err
 }
 
 func (s *Store) UpdateDelivery(ctx context.Context, id string, d referral.Delivery) error {
 	err := s.write(ctx, func(c *wconn) error {
 		// next_attempt_at changes only for a retry.
-		_, err := c.ExecContext(ctx, `UPDATE invites
+		_, err := c.ExecContext(ctx, `UPDATE referral_invites
 			SET status = ?1, last_error = ?2,
 				next_attempt_at = CASE WHEN ?1 = 'pending' THEN ?3 ELSE next_attempt_at END,
 				lease_until = ?4, updated_at = ?5
@@ -129,10 +129,10 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration
 	var claimed []referral.Invite
 	err := s.write(ctx, func(c *wconn) error {
 		claimed = nil // write may run this again in a new transaction
-		// "status = 'pending'" as a literal lets SQLite use invites_due.
-		rows, err := c.QueryContext(ctx, `UPDATE invites SET attempts = attempts + 1, lease_until = ?1, updated_at = ?2
+		// "status = 'pending'" as a literal lets SQLite use referral_invites_due.
+		rows, err := c.QueryContext(ctx, `UPDATE referral_invites SET attempts = attempts + 1, lease_until = ?1, updated_at = ?2
 			WHERE id IN (
-				SELECT id FROM invites
+				SELECT id FROM referral_invites
 				WHERE status = 'pending' AND next_attempt_at <= ?2 AND lease_until <= ?2
 				ORDER BY next_attempt_at, id LIMIT ?3)
 			RETURNING `+storeimpl.InviteColumns,
@@ -161,7 +161,7 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration
 // Invites returns every invite, oldest first, for tests and inspection. It
 // reads the whole table: not for production paths.
 func (s *Store) Invites(ctx context.Context) ([]referral.Invite, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+storeimpl.InviteColumns+` FROM invites ORDER BY created_at, id`)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+storeimpl.InviteColumns+` FROM referral_invites ORDER BY created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: invites: %w", err)
 	}

@@ -60,8 +60,8 @@ func (s *Store) LookupApp(ctx context.Context, appID string) (auth.App, error) {
 }
 
 const (
-	keyQuery = `SELECT ` + keyColumns + ` FROM api_keys WHERE app_id = ? AND prefix = ?`
-	appQuery = `SELECT id, disabled, created_at FROM apps WHERE id = ?`
+	keyQuery = `SELECT ` + keyColumns + ` FROM referral_api_keys WHERE app_id = ? AND prefix = ?`
+	appQuery = `SELECT id, disabled, created_at FROM referral_apps WHERE id = ?`
 )
 
 // appOf returns app appID, or sql.ErrNoRows.
@@ -85,11 +85,11 @@ func (s *Store) CreateKey(ctx context.Context, k auth.Key) error {
 		revoked = sql.NullInt64{Int64: millis(k.RevokedAt), Valid: true}
 	}
 	err := s.write(ctx, func(c *wconn) error {
-		if _, err := c.ExecContext(ctx, `INSERT INTO apps (id, disabled, created_at) VALUES (?, 0, ?) ON CONFLICT DO NOTHING`,
+		if _, err := c.ExecContext(ctx, `INSERT INTO referral_apps (id, disabled, created_at) VALUES (?, 0, ?) ON CONFLICT DO NOTHING`,
 			k.AppID, millis(k.CreatedAt)); err != nil {
 			return err
 		}
-		res, err := c.ExecContext(ctx, `INSERT INTO api_keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		res, err := c.ExecContext(ctx, `INSERT INTO referral_api_keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 			k.AppID, k.Prefix, string(k.Type), k.Hash, millis(k.CreatedAt), revoked)
 		if err != nil {
 			return err
@@ -119,14 +119,14 @@ func (s *Store) RevokeKeys(ctx context.Context, appID, prefix string, at time.Ti
 		}
 		if prefix != "" {
 			var one int
-			err := c.QueryRowContext(ctx, `SELECT 1 FROM api_keys WHERE app_id = ? AND prefix = ?`, appID, prefix).Scan(&one)
+			err := c.QueryRowContext(ctx, `SELECT 1 FROM referral_api_keys WHERE app_id = ? AND prefix = ?`, appID, prefix).Scan(&one)
 			if isNoRows(err) {
 				return auth.ErrKeyNotFound
 			} else if err != nil {
 				return err
 			}
 		}
-		res, err := c.ExecContext(ctx, `UPDATE api_keys SET revoked_at = ?
+		res, err := c.ExecContext(ctx, `UPDATE referral_api_keys SET revoked_at = ?
 			WHERE app_id = ? AND (? = '' OR prefix = ?) AND revoked_at IS NULL`,
 			millis(at), appID, prefix, prefix)
 		if err != nil {
@@ -143,7 +143,7 @@ func (s *Store) RevokeKeys(ctx context.Context, appID, prefix string, at time.Ti
 
 func (s *Store) ListKeys(ctx context.Context, appID string) ([]auth.Key, error) {
 	rows, err := s.db.QueryContext(ctx,
-		`SELECT `+keyColumns+` FROM api_keys WHERE app_id = ? ORDER BY created_at, prefix`, appID)
+		`SELECT `+keyColumns+` FROM referral_api_keys WHERE app_id = ? ORDER BY created_at, prefix`, appID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list keys: %w", err)
 	}
@@ -170,7 +170,7 @@ func (s *Store) ListKeys(ctx context.Context, appID string) ([]auth.Key, error) 
 
 func (s *Store) SetAppDisabled(ctx context.Context, appID string, disabled bool) error {
 	err := s.write(ctx, func(c *wconn) error {
-		res, err := c.ExecContext(ctx, `UPDATE apps SET disabled = ? WHERE id = ?`, disabled, appID)
+		res, err := c.ExecContext(ctx, `UPDATE referral_apps SET disabled = ? WHERE id = ?`, disabled, appID)
 		if err != nil {
 			return err
 		}

@@ -37,7 +37,7 @@ func TestKeyStoreConformance(t *testing.T) {
 		db, err := sql.Open("sqlite", sqlite.DSN(path))
 		require.NoError(t, err)
 		defer db.Close()
-		for _, table := range []string{"apps", "api_keys"} {
+		for _, table := range []string{"referral_apps", "referral_api_keys"} {
 			b.WriteString(dumpTable(t, db, table))
 		}
 		// ...and every byte of the database files, WAL included.

@@ -62,19 +62,19 @@ func TestMigrationsFromConcurrentOpens(t *testing.T) {
 	}
 
 	db := rawDB(t, path)
-	versions := column[int](t, db, `SELECT version FROM schema_migrations ORDER BY version`)
+	versions := column[int](t, db, `SELECT version FROM referral_schema_migrations ORDER BY version`)
 	require.NotEmpty(t, versions)
 	assert.Equal(t, 1, versions[0])
-	assert.Len(t, column[int](t, db, `SELECT DISTINCT version FROM schema_migrations`), len(versions), "each migration once")
+	assert.Len(t, column[int](t, db, `SELECT DISTINCT version FROM referral_schema_migrations`), len(versions), "each migration once")
 	// Every statement of a file ran, not just the first.
 	assert.Subset(t, column[string](t, db, `SELECT name FROM sqlite_schema WHERE type = 'index'`),
-		[]string{"invites_by_referrer", "invites_by_address", "invites_by_idempotency_key", "invites_due"})
+		[]string{"referral_invites_by_referrer", "referral_invites_by_address", "referral_invites_by_idempotency_key", "referral_invites_due"})
 
 	// Opening an up-to-date file applies nothing.
 	s, err := sqlite.Open(path)
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
-	assert.Equal(t, versions, column[int](t, db, `SELECT version FROM schema_migrations ORDER BY version`))
+	assert.Equal(t, versions, column[int](t, db, `SELECT version FROM referral_schema_migrations ORDER BY version`))
 }
 
 func TestNewLeavesCallersDBOpen(t *testing.T) {

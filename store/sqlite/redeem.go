@@ -28,7 +28,7 @@ func scanRedemption(row interface{ Scan(...any) error }) (referral.Redemption, e
 // redemptionOf returns the redemption of newUserID in appID, or
 // sql.ErrNoRows.
 func redemptionOf(ctx context.Context, q querier, appID, newUserID string) (referral.Redemption, error) {
-	return scanRedemption(q.QueryRowContext(ctx, `SELECT `+redemptionColumns+` FROM redemptions
+	return scanRedemption(q.QueryRowContext(ctx, `SELECT `+redemptionColumns+` FROM referral_redemptions
 		WHERE app_id = ? AND new_user_id = ?`, appID, newUserID))
 }
 
@@ -47,7 +47,7 @@ func (s *Store) Redeem(ctx context.Context, r referral.Redemption) (referral.Red
 	err = s.write(ctx, func(c *wconn) error {
 		// Set afresh: write may run this again in a new transaction.
 		first, created = referral.Redemption{}, false
-		res, err := c.ExecContext(ctx, `INSERT INTO redemptions (`+redemptionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)
+		res, err := c.ExecContext(ctx, `INSERT INTO referral_redemptions (`+redemptionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (app_id, new_user_id) DO NOTHING`,
 			r.AppID, r.ReferrerID, r.Code, r.NewUserID, r.Email, r.EmailKey, millis(r.CreatedAt))
 		if err != nil {
@@ -74,21 +74,21 @@ func (s *Store) Redeem(ctx context.Context, r referral.Redemption) (referral.Red
 
 // statsSQL counts in one statement, so from one snapshot. Accepted starts
 // from the referrer's redemptions, usually fewer than their invites, and
-// looks each address up in invites_by_address. The invites are counted
-// through invites_by_referrer, which SQLite does not choose by itself: in
+// looks each address up in referral_invites_by_address. The invites are counted
+// through referral_invites_by_referrer, which SQLite does not choose by itself: in
 // created_at order the rows it reads for their status come in the order
-// they were written, where invites_by_address jumps across the file
+// they were written, where referral_invites_by_address jumps across the file
 // (BenchmarkStats measures it).
 const statsSQL = `SELECT counts.invited, counts.sent,
 	(SELECT count(*) FROM (
-		SELECT DISTINCT email_key FROM redemptions WHERE app_id = ?1 AND referrer_id = ?2
+		SELECT DISTINCT email_key FROM referral_redemptions WHERE app_id = ?1 AND referrer_id = ?2
 	) AS r WHERE EXISTS (
-		SELECT 1 FROM invites AS inv WHERE inv.app_id = ?1 AND inv.referrer_id = ?2 AND inv.email_key = r.email_key
+		SELECT 1 FROM referral_invites AS inv WHERE inv.app_id = ?1 AND inv.referrer_id = ?2 AND inv.email_key = r.email_key
 	)),
-	(SELECT count(*) FROM redemptions WHERE app_id = ?1 AND referrer_id = ?2)
+	(SELECT count(*) FROM referral_redemptions WHERE app_id = ?1 AND referrer_id = ?2)
 FROM (
 	SELECT count(*) AS invited, coalesce(sum(status = 'sent'), 0) AS sent
-	FROM invites INDEXED BY invites_by_referrer WHERE app_id = ?1 AND referrer_id = ?2
+	FROM referral_invites INDEXED BY referral_invites_by_referrer WHERE app_id = ?1 AND referrer_id = ?2
 ) AS counts`
 
 func (s *Store) Stats(ctx context.Context, appID, userID string) (referral.Stats, error) {

@@ -101,25 +101,25 @@ func BenchmarkStats(b *testing.B) {
 				args []any
 			}{
 				{`WITH RECURSIVE seq(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM seq WHERE i + 1 < ?3)
-				INSERT INTO invites (id, app_id, referrer_id, email, email_key, language, code, idempotency_key,
+				INSERT INTO referral_invites (id, app_id, referrer_id, email, email_key, language, code, idempotency_key,
 					status, attempts, last_error, next_attempt_at, lease_until, created_at, updated_at)
 				SELECT hex(randomblob(16)), ?1, ?2, 'a' || (i % (?3 / 2)) || '@example.com', 'a' || (i % (?3 / 2)) || '@example.com',
 					'en', 'A1B0C2D3E4', '', CASE WHEN i % 5 = 0 THEN 'sent' ELSE 'pending' END, 1, '', i, 0, i, i
 				FROM seq`, []any{app, ref, n}},
 				{`WITH RECURSIVE seq(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM seq WHERE i + 1 < ?3 / 10)
-				INSERT INTO redemptions (app_id, referrer_id, code, new_user_id, email, email_key, created_at)
+				INSERT INTO referral_redemptions (app_id, referrer_id, code, new_user_id, email, email_key, created_at)
 				SELECT ?1, ?2, 'A1B0C2D3E4', hex(randomblob(16)), e, e, 0
 				FROM (SELECT CASE WHEN i % 2 = 0 THEN 'a' ELSE 'x' END || i || '@example.com' AS e FROM seq)`, []any{app, ref, n}},
 				{`WITH RECURSIVE refs(r) AS (SELECT 1 UNION ALL SELECT r + 1 FROM refs WHERE r < 2000),
 					seq(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM seq WHERE i < 99)
-				INSERT INTO invites (id, app_id, referrer_id, email, email_key, language, code, idempotency_key,
+				INSERT INTO referral_invites (id, app_id, referrer_id, email, email_key, language, code, idempotency_key,
 					status, attempts, last_error, next_attempt_at, lease_until, created_at, updated_at)
 				SELECT hex(randomblob(16)), ?1, 'other-' || r, 'a' || i || '@example.com', 'a' || i || '@example.com',
 					'en', 'B1B0C2D3E4', '', 'sent', 1, '', 0, 0, 0, 0
 				FROM refs, seq`, []any{app}},
 				{`WITH RECURSIVE refs(r) AS (SELECT 1 UNION ALL SELECT r + 1 FROM refs WHERE r < 2000),
 					seq(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM seq WHERE i < 9)
-				INSERT INTO redemptions (app_id, referrer_id, code, new_user_id, email, email_key, created_at)
+				INSERT INTO referral_redemptions (app_id, referrer_id, code, new_user_id, email, email_key, created_at)
 				SELECT ?1, 'other-' || r, 'B1B0C2D3E4', hex(randomblob(16)), 'a' || i || '@example.com', 'a' || i || '@example.com', 0
 				FROM refs, seq`, []any{app}},
 			} {

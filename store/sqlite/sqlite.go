@@ -142,9 +142,34 @@ func createPrivate(path string) error {
 // driver, and applies the schema. The caller keeps ownership of db: Close
 // does not close it. Without busy_timeout in db's DSN, writes from other
 // processes make this one's fail at once with SQLITE_BUSY; see [DSN].
+// It is NewWithOptions with the zero Options.
 func New(db *sql.DB) (*Store, error) {
+	return NewWithOptions(db, Options{})
+}
+
+// Options are the choices of [NewWithOptions]. The zero value is [New]'s.
+type Options struct {
+	// SkipMigrations, for hosts that apply schema.sql (or the files under
+	// migrations/) with their own tool, makes the store change no table:
+	// it checks that referral_schema_migrations records every migration
+	// of this build and fails with an error matching [ErrSchema], naming
+	// what is missing, if not. Default false: the store applies the
+	// migrations the database lacks.
+	SkipMigrations bool
+}
+
+// ErrSchema is returned, wrapped, by NewWithOptions with SkipMigrations
+// when the database lacks the store's tables or some of its migrations.
+var ErrSchema = errors.New("the schema is missing or out of date")
+
+// NewWithOptions is [New] with the choices of o.
+func NewWithOptions(db *sql.DB, o Options) (*Store, error) {
 	s := &Store{db: db}
-	if err := s.migrate(context.Background()); err != nil {
+	prepare := s.migrate
+	if o.SkipMigrations {
+		prepare = s.checkSchema
+	}
+	if err := prepare(context.Background()); err != nil {
 		return nil, err
 	}
 	if err := s.prepareReads(context.Background()); err != nil {

@@ -60,7 +60,7 @@ func waitQueued(t *testing.T, s *sqlite.Store, n int) {
 // insertApp is a write that adds app id.
 func insertApp(id string) func(c *sqlite.WriteConn) error {
 	return func(c *sqlite.WriteConn) error {
-		_, err := c.ExecContext(context.Background(), `INSERT INTO apps (id, disabled, created_at) VALUES (?, 0, 0)`, id)
+		_, err := c.ExecContext(context.Background(), `INSERT INTO referral_apps (id, disabled, created_at) VALUES (?, 0, 0)`, id)
 		return err
 	}
 }
@@ -261,7 +261,7 @@ func TestWriteBatchCommitFails(t *testing.T) {
 			if _, err := c.ExecContext(t.Context(), `PRAGMA defer_foreign_keys = ON`); err != nil {
 				return err
 			}
-			_, err := c.ExecContext(t.Context(), `INSERT INTO api_keys (app_id, prefix, type, hash, created_at)
+			_, err := c.ExecContext(t.Context(), `INSERT INTO referral_api_keys (app_id, prefix, type, hash, created_at)
 				VALUES ('no such app', 'p', 'read', zeroblob(32), 0)`)
 			return err
 		})

@@ -32,6 +32,7 @@ func RunRedemptions(t *testing.T, newStore func(t *testing.T) Redemptions) {
 		{"Redeem/Concurrent", testRedeemConcurrent},
 		{"Stats", testStats},
 		{"Stats/Empty", testStatsEmpty},
+		{"OpaqueIDs/Redemptions", testOpaqueRedemptions},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()

@@ -54,6 +54,8 @@ func Run(t *testing.T, newStore func(t *testing.T) referral.CodeStore) {
 		{"ClaimDue/Concurrent", testClaimConcurrent},
 		{"Isolation", testIsolation},
 		{"Timestamps", testTimestamps},
+		{"OpaqueIDs/Codes", testOpaqueCodes},
+		{"OpaqueIDs/Invites", testOpaqueInvites},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -70,6 +72,7 @@ func newInvite(app, referrer, email string, at time.Time) referral.Invite {
 		ID:             id,
 		AppID:          app,
 		ReferrerID:     referrer,
+		ReferrerName:   "Ann Example",
 		Email:          email,
 		EmailKey:       strings.ToLower(email),
 		Language:       "en",
@@ -307,9 +310,15 @@ func testRecordStoresAsGiven(t *testing.T, s referral.CodeStore) {
 	inv.LeaseUntil = t0.Add(30 * time.Second)
 	inv.NextAttemptAt = t0.Add(-time.Millisecond)
 	inv.UpdatedAt = t0.Add(time.Millisecond)
+	inv.ReferrerName = `Zoë "Z" O'Brien-Müller`
 	lim := referral.Limits{MaxPerReferrer: 50, Window: 24 * time.Hour, Cooldown: 15 * time.Minute, IdempotencyTTL: 24 * time.Hour}
 	record(t, s, inv, lim)
 	assertInvite(t, inv, get(t, s, inv))
+
+	unnamed := newInvite(app, ref, "bob@example.com", t0)
+	unnamed.ReferrerName = ""
+	record(t, s, unnamed, lim)
+	assertInvite(t, unnamed, get(t, s, unnamed))
 }
 
 func testRecordLimit(t *testing.T, s referral.CodeStore) {

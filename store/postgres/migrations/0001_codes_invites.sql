@@ -2,7 +2,7 @@
 -- reads them back in UTC. Identifiers and keys compare byte by byte
 -- (COLLATE "C"), whatever the database's locale.
 
-CREATE TABLE codes (
+CREATE TABLE referral_codes (
     app_id  text COLLATE "C" NOT NULL,
     user_id text COLLATE "C" NOT NULL,
     code    text COLLATE "C" NOT NULL, -- canonical form, see referral.NormalizeCode
@@ -10,9 +10,9 @@ CREATE TABLE codes (
 );
 
 -- ResolveCode, and no code for two users.
-CREATE UNIQUE INDEX codes_code ON codes (code);
+CREATE UNIQUE INDEX referral_codes_code ON referral_codes (code);
 
-CREATE TABLE invites (
+CREATE TABLE referral_invites (
     id              text COLLATE "C" NOT NULL PRIMARY KEY, -- UUIDv7
     app_id          text COLLATE "C" NOT NULL,
     referrer_id     text COLLATE "C" NOT NULL,
@@ -31,14 +31,14 @@ CREATE TABLE invites (
 );
 
 -- The per-referrer limit: the referrer's invites newest first.
-CREATE INDEX invites_by_referrer ON invites (app_id, referrer_id, created_at);
+CREATE INDEX referral_invites_by_referrer ON referral_invites (app_id, referrer_id, created_at);
 
 -- The same-address cooldown.
-CREATE INDEX invites_by_address ON invites (app_id, referrer_id, email_key, created_at);
+CREATE INDEX referral_invites_by_address ON referral_invites (app_id, referrer_id, email_key, created_at);
 
 -- Idempotency-Key replays; most invites have no key.
-CREATE INDEX invites_by_idempotency_key ON invites (app_id, referrer_id, idempotency_key, created_at)
+CREATE INDEX referral_invites_by_idempotency_key ON referral_invites (app_id, referrer_id, idempotency_key, created_at)
     WHERE idempotency_key <> '';
 
 -- ClaimDue: pending invites, oldest due first.
-CREATE INDEX invites_due ON invites (next_attempt_at, id) WHERE status = 'pending';
+CREATE INDEX referral_invites_due ON referral_invites (next_attempt_at, id) WHERE status = 'pending';

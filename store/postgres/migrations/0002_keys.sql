@@ -2,14 +2,14 @@
 -- never the key: the CHECK on hash's length keeps it that way. revoked_at is
 -- NULL while a key is active.
 
-CREATE TABLE apps (
+CREATE TABLE referral_apps (
     id         text COLLATE "C" NOT NULL PRIMARY KEY, -- client id, canonical UUID
     disabled   boolean     NOT NULL,
     created_at timestamptz NOT NULL
 );
 
-CREATE TABLE api_keys (
-    app_id     text COLLATE "C" NOT NULL REFERENCES apps (id),
+CREATE TABLE referral_api_keys (
+    app_id     text COLLATE "C" NOT NULL REFERENCES referral_apps (id),
     prefix     text COLLATE "C" NOT NULL, -- the key's public id, unique per app
     type       text        NOT NULL CHECK (type IN ('read', 'write')),
     hash       bytea       NOT NULL CHECK (octet_length(hash) = 32),

@@ -4,7 +4,7 @@
 -- its referrer has its email_key; that is derived when Stats reads, so
 -- invites have no column for it.
 
-CREATE TABLE redemptions (
+CREATE TABLE referral_redemptions (
     app_id      text COLLATE "C" NOT NULL,
     new_user_id text COLLATE "C" NOT NULL,
     referrer_id text COLLATE "C" NOT NULL, -- the code's owner
@@ -16,5 +16,5 @@ CREATE TABLE redemptions (
 );
 
 -- Stats: a referrer's redemptions and their addresses, read from the index
--- alone; each address is then looked up in invites_by_address.
-CREATE INDEX redemptions_by_referrer ON redemptions (app_id, referrer_id, email_key);
+-- alone; each address is then looked up in referral_invites_by_address.
+CREATE INDEX referral_redemptions_by_referrer ON referral_redemptions (app_id, referrer_id, email_key);

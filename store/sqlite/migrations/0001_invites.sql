@@ -1,7 +1,7 @@
 -- Referral codes and invites. Times are unix milliseconds in UTC, so that
 -- they sort and compare as integers; a zero time.Time is -62135596800000.
 
-CREATE TABLE codes (
+CREATE TABLE referral_codes (
     code    TEXT NOT NULL, -- canonical form, see referral.NormalizeCode
     app_id  TEXT NOT NULL,
     user_id TEXT NOT NULL,
@@ -9,7 +9,7 @@ CREATE TABLE codes (
     UNIQUE (app_id, user_id)
 ) STRICT;
 
-CREATE TABLE invites (
+CREATE TABLE referral_invites (
     id              TEXT    NOT NULL PRIMARY KEY, -- UUIDv7
     app_id          TEXT    NOT NULL,
     referrer_id     TEXT    NOT NULL,
@@ -28,14 +28,14 @@ CREATE TABLE invites (
 ) STRICT;
 
 -- The per-referrer limit: the referrer's invites newest first.
-CREATE INDEX invites_by_referrer ON invites (app_id, referrer_id, created_at);
+CREATE INDEX referral_invites_by_referrer ON referral_invites (app_id, referrer_id, created_at);
 
 -- The same-address cooldown.
-CREATE INDEX invites_by_address ON invites (app_id, referrer_id, email_key, created_at);
+CREATE INDEX referral_invites_by_address ON referral_invites (app_id, referrer_id, email_key, created_at);
 
 -- Idempotency-Key replays; most invites have no key.
-CREATE INDEX invites_by_idempotency_key ON invites (app_id, referrer_id, idempotency_key, created_at)
+CREATE INDEX referral_invites_by_idempotency_key ON referral_invites (app_id, referrer_id, idempotency_key, created_at)
     WHERE idempotency_key <> '';
 
 -- ClaimDue: pending invites, oldest due first.
-CREATE INDEX invites_due ON invites (next_attempt_at, id) WHERE status = 'pending';
+CREATE INDEX referral_invites_due ON referral_invites (next_attempt_at, id) WHERE status = 'pending';

@@ -2,14 +2,14 @@
 -- never the key: the CHECK on hash's length keeps it that way. Times are
 -- unix milliseconds in UTC; revoked_at is NULL while a key is active.
 
-CREATE TABLE apps (
+CREATE TABLE referral_apps (
     id         TEXT    NOT NULL PRIMARY KEY, -- client id, canonical UUID
     disabled   INTEGER NOT NULL CHECK (disabled IN (0, 1)),
     created_at INTEGER NOT NULL
 ) STRICT;
 
-CREATE TABLE api_keys (
-    app_id     TEXT    NOT NULL REFERENCES apps (id),
+CREATE TABLE referral_api_keys (
+    app_id     TEXT    NOT NULL REFERENCES referral_apps (id),
     prefix     TEXT    NOT NULL, -- the key's public id, unique per app
     type       TEXT    NOT NULL CHECK (type IN ('read', 'write')),
     hash       BLOB    NOT NULL CHECK (length(hash) = 32),

@@ -4,7 +4,7 @@
 -- its referrer has its email_key; that is derived when Stats reads, so
 -- invites have no column for it. Times are unix milliseconds in UTC.
 
-CREATE TABLE redemptions (
+CREATE TABLE referral_redemptions (
     app_id      TEXT    NOT NULL,
     new_user_id TEXT    NOT NULL,
     referrer_id TEXT    NOT NULL, -- the code's owner
@@ -16,5 +16,5 @@ CREATE TABLE redemptions (
 ) STRICT;
 
 -- Stats: a referrer's redemptions and their addresses, read from the index
--- alone; each address is then looked up in invites_by_address.
-CREATE INDEX redemptions_by_referrer ON redemptions (app_id, referrer_id, email_key);
+-- alone; each address is then looked up in referral_invites_by_address.
+CREATE INDEX referral_redemptions_by_referrer ON referral_redemptions (app_id, referrer_id, email_key);
