@@ -24,18 +24,18 @@ func TestStoredInvite(t *testing.T) {
 		wantEmail, wantKey    string
 		wantLang, wantSubject string
 	}{
-		{"new@example.com", "en", "new@example.com", "new@example.com", "en", "You're invited to join us"},
-		{"New.Person@Example.COM", "en", "New.Person@example.com", "new.person@example.com", "en", "You're invited to join us"},
-		{"Joerg@Bücher.example", "de", "Joerg@xn--bcher-kva.example", "joerg@xn--bcher-kva.example", "de", "Einladung: Du bist herzlich willkommen"},
-		{"a@example.com", "de-AT", "a@example.com", "a@example.com", "de", "Einladung: Du bist herzlich willkommen"},
-		{"a@example.com", "DE", "a@example.com", "a@example.com", "de", "Einladung: Du bist herzlich willkommen"},
-		{"a@example.com", "AT", "a@example.com", "a@example.com", "de", "Einladung: Du bist herzlich willkommen"},
-		{"a@example.com", "US", "a@example.com", "a@example.com", "en", "You're invited to join us"},
-		{"a@example.com", "fr-CA", "a@example.com", "a@example.com", "fr", "Vous êtes invité à nous rejoindre"},
-		{"a@example.com", "es-419", "a@example.com", "a@example.com", "es", "Te invitamos a unirte"},
-		{"a@example.com", "JP", "a@example.com", "a@example.com", "ja", "ご招待のお知らせ"},
-		{"a@example.com", "tlh", "a@example.com", "a@example.com", "en", "You're invited to join us"},
-		{"a@example.com", "pt-BR", "a@example.com", "a@example.com", "en", "You're invited to join us"},
+		{"new@example.com", "en", "new@example.com", "new@example.com", "en", "You're invited to Acme"},
+		{"New.Person@Example.COM", "en", "New.Person@example.com", "new.person@example.com", "en", "You're invited to Acme"},
+		{"Joerg@Bücher.example", "de", "Joerg@xn--bcher-kva.example", "joerg@xn--bcher-kva.example", "de", "Deine Einladung zu Acme"},
+		{"a@example.com", "de-AT", "a@example.com", "a@example.com", "de", "Deine Einladung zu Acme"},
+		{"a@example.com", "DE", "a@example.com", "a@example.com", "de", "Deine Einladung zu Acme"},
+		{"a@example.com", "AT", "a@example.com", "a@example.com", "de", "Deine Einladung zu Acme"},
+		{"a@example.com", "US", "a@example.com", "a@example.com", "en", "You're invited to Acme"},
+		{"a@example.com", "fr-CA", "a@example.com", "a@example.com", "fr", "Invitation à rejoindre Acme"},
+		{"a@example.com", "es-419", "a@example.com", "a@example.com", "es", "Tienes una invitación para unirte a Acme"},
+		{"a@example.com", "JP", "a@example.com", "a@example.com", "ja", "Acmeへの招待が届いています"},
+		{"a@example.com", "tlh", "a@example.com", "a@example.com", "en", "You're invited to Acme"},
+		{"a@example.com", "pt-BR", "a@example.com", "a@example.com", "en", "You're invited to Acme"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.email+"/"+tt.lang, func(t *testing.T) {

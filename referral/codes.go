@@ -75,7 +75,7 @@ func (q *request) redeem(a Authenticator) {
 	// Authenticator is asked about the body's userId, or "" when the body
 	// has no valid one.
 	fields, bad := q.readJSON([2]string{"userId", "email"})
-	user, _ := CanonicalUUID(fields[0])
+	user, _ := h.cfg.UserIDs.canonical(fields[0])
 	p, ok := q.authenticate(a, user)
 	if !ok {
 		return
@@ -84,7 +84,7 @@ func (q *request) redeem(a Authenticator) {
 		q.failWith(bad)
 		return
 	}
-	_, created, err := h.redeem(r.Context(), p.AppID, h.cfg.PathValue(r, "code"), fields[0], fields[1])
+	_, created, err := h.redeem(r.Context(), &p.AppID, h.cfg.PathValue(r, "code"), fields[0], fields[1])
 	switch {
 	case errors.Is(err, ErrInvalidInput):
 		q.failWith(q.badInput(err))

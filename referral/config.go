@@ -1,11 +1,13 @@
 package referral
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	netmail "net/mail"
+	"net/url"
 	"time"
 
 	"github.com/referralkit/referralkit/mail"
@@ -42,8 +44,33 @@ type Config struct {
 	SignupURL string
 
 	// Templates renders the email. Default: the embedded templates
-	// (mail.NewTemplates(nil)).
+	// (mail.NewTemplates(nil)). New renders each language once with sample
+	// data, so a broken template is an error here, not a failed invite.
 	Templates *mail.Templates
+	// ProductName names the host's product in the emails ("Alice invited
+	// you to Acme"). Default: the display name of From, or else the host
+	// name of SignupURL.
+	ProductName string
+	// ReferrerName, if set, gives the referrer's display name for the
+	// email, given the invite about to be recorded; its ReferrerName holds
+	// the name the Authenticator found (Principal.Name), if any. Return ""
+	// when the name is unknown. The name is made one line of at most 100
+	// bytes, and dropped if it looks like an address or a link. It is
+	// called within the request and must not block for long.
+	ReferrerName func(ctx context.Context, inv Invite) string
+	// FromReferrer, if true, shows the referrer in the From display name
+	// when the name is known: "Alice via Acme" <From's address>, with Acme
+	// the ProductName. The address stays From's.
+	FromReferrer bool
+
+	// UserIDs is the rule user ids follow: UUIDs (the default) or
+	// OpaqueIDs. App ids (Principal.AppID) follow it too, or are empty
+	// for a host with one app.
+	UserIDs IDs
+	// Redemptions records sign-ups with a code (Handler.Redeem, Stats and
+	// the Redemptions route); the stores of this module implement it
+	// beside CodeStore. Nil: those answer ErrRedemptionUnsupported.
+	Redemptions RedemptionStore
 
 	// Delivery is Inline (the default) or Queued.
 	Delivery DeliveryMode
@@ -78,7 +105,7 @@ type Config struct {
 	OnOutcome func(Invite)
 	// OnRedeemed, if set, is called once for each new redemption recorded
 	// by Handler.Redeem, so that the host can grant rewards. It must not
-	// block for long.
+	// block for long. It needs Redemptions.
 	OnRedeemed func(Redemption)
 
 	// Logger receives one line per failed request and per delivery outcome,
@@ -106,6 +133,8 @@ type Config struct {
 type Handler struct {
 	cfg      Config
 	renderer *mail.Renderer
+	link     mail.LinkTemplate
+	fromAddr string // From's bare address
 	limits   Limits
 	lookups  *windowLimiter // nil: code lookups are not limited
 }
@@ -130,7 +159,8 @@ func New(cfg Config) (*Handler, error) {
 	if err := errors.Join(missing...); err != nil {
 		return nil, err
 	}
-	if _, err := netmail.ParseAddress(cfg.From); err != nil {
+	from, err := netmail.ParseAddress(cfg.From)
+	if err != nil {
 		return nil, fmt.Errorf("referral: Config.From: %w", err)
 	}
 	link, err := mail.ParseLinkTemplate(cfg.SignupURL)
@@ -139,6 +169,18 @@ func New(cfg Config) (*Handler, error) {
 	}
 	if cfg.Delivery != Inline && cfg.Delivery != Queued {
 		return nil, fmt.Errorf("referral: Config.Delivery: unknown mode %d", cfg.Delivery)
+	}
+	if cfg.UserIDs != UUIDs && cfg.UserIDs != OpaqueIDs {
+		return nil, fmt.Errorf("referral: Config.UserIDs: unknown rule %d", cfg.UserIDs)
+	}
+	if cfg.OnRedeemed != nil && cfg.Redemptions == nil {
+		return nil, errors.New("referral: Config.OnRedeemed needs Config.Redemptions")
+	}
+	if cfg.ProductName == "" {
+		cfg.ProductName = defaultProductName(from, cfg.SignupURL)
+	}
+	if cfg.ProductName != cleanName(cfg.ProductName) || cfg.ProductName == "" {
+		return nil, errors.New("referral: Config.ProductName must be one line of at most 100 bytes, not an address or a link")
 	}
 	if cfg.Templates == nil {
 		if cfg.Templates, err = mail.NewTemplates(nil); err != nil {
@@ -199,6 +241,8 @@ func New(cfg Config) (*Handler, error) {
 	return &Handler{
 		cfg:      cfg,
 		renderer: renderer,
+		link:     link,
+		fromAddr: from.Address,
 		lookups:  lookups,
 		limits: Limits{
 			MaxPerReferrer: max(cfg.MaxInvitesPerReferrer, 0),
@@ -207,6 +251,18 @@ func New(cfg Config) (*Handler, error) {
 			IdempotencyTTL: max(cfg.IdempotencyTTL, 0),
 		},
 	}, nil
+}
+
+// defaultProductName is From's display name, or else the sign-up link's
+// host.
+func defaultProductName(from *netmail.Address, signupURL string) string {
+	if name := cleanName(from.Name); name != "" {
+		return name
+	}
+	if u, err := url.Parse(signupURL); err == nil {
+		return u.Hostname()
+	}
+	return ""
 }
 
 func setDefault[T int | time.Duration](v *T, def T) {

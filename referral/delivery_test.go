@@ -261,10 +261,10 @@ func TestE2EQueuedDelivery(t *testing.T) {
 		wantLang        string
 		wantSubject     string // "" to compare with the rendering only
 	}{
-		{"anna@example.de", "de", "de", "Einladung: Du bist herzlich willkommen"},
-		{"haruto@example.jp", "JP", "ja", "ご招待のお知らせ"},
-		{"yui@example.jp", "ja", "ja", "ご招待のお知らせ"},
-		{"sepp@example.at", "de-AT", "de", "Einladung: Du bist herzlich willkommen"},
+		{"anna@example.de", "de", "de", "Deine Einladung zu Acme"},
+		{"haruto@example.jp", "JP", "ja", "Acmeへの招待が届いています"},
+		{"yui@example.jp", "ja", "ja", "Acmeへの招待が届いています"},
+		{"sepp@example.at", "de-AT", "de", "Deine Einladung zu Acme"},
 		{"bob@example.com", "en", "en", ""},
 		{"marie@example.fr", "fr", "fr", ""},
 		{"luz@example.es", "ES", "es", ""},

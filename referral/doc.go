@@ -11,6 +11,20 @@
 //		From: "Acme <no-reply@acme.example>", SignupURL: "https://acme.example/signup?ref={code}"})
 //	mux.Handle(referral.Pattern, h)
 //
+// In a host app:
+//   - User ids are UUIDs unless Config.UserIDs is OpaqueIDs: the host's own
+//     ids ("42", "alice.smith"), one rule for the routes, Redeem, Stats,
+//     Code and ShareLink. A host with one app leaves Principal.AppID empty.
+//   - An Authenticator must check that the caller may act for the path's
+//     user; the handler refuses (403) a Principal whose UserID is set and
+//     is another user's whatever the Authenticator said. One that reads a
+//     session cookie should sit behind http.CrossOriginProtection (see the
+//     session-cookie example).
+//   - The emails name the product (Config.ProductName) and the referrer
+//     (Principal.Name or Config.ReferrerName) when known.
+//   - Handler.Code and Handler.ShareLink give a user's code and link
+//     without sending anything; redemption needs Config.Redemptions.
+//
 // Every response is JSON in the envelope {success, message, error, data}.
 // Error messages are fixed, short and safe; causes are logged with the
 // request id, never sent to the client.

@@ -70,5 +70,5 @@ func ExampleHandler_mount() {
 	fmt.Println(mailer.Messages()[0].Subject)
 	// Output:
 	// 201 Created
-	// Einladung: Du bist herzlich willkommen
+	// Deine Einladung zu Acme
 }

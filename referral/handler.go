@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	netmail "net/mail"
 	"strconv"
 	"time"
 
@@ -18,8 +19,7 @@ import (
 const (
 	msgSent           = "Invite sent."
 	msgQueued         = "Invite accepted; the email will be sent shortly."
-	errBadUserID      = "userId must be a UUID"
-	errContentType    = "Content-Type must be application/json"
+	errContentType    = "Content-Type must be application/json: send the header Content-Type: application/json with the JSON body"
 	errTooLargeText   = "request body is larger than 16 KiB"
 	errBadLanguage    = `language must be a BCP 47 tag such as "en" or "de-AT", or a country code such as "DE"`
 	errBadIdemKey     = "Idempotency-Key must be 1 to 255 printable ASCII characters"
@@ -113,9 +113,9 @@ func (q *request) serve() {
 	if !q.allow(http.MethodPost) {
 		return
 	}
-	userID, ok := CanonicalUUID(h.cfg.PathValue(r, "userId"))
+	userID, ok := h.cfg.UserIDs.canonical(h.cfg.PathValue(r, "userId"))
 	if !ok {
-		q.fail(http.StatusBadRequest, errBadUserID, nil)
+		q.fail(http.StatusBadRequest, h.cfg.UserIDs.userText("userId"), nil)
 		return
 	}
 	p, ok := q.authenticate(h.cfg.Auth, userID)
@@ -167,11 +167,15 @@ func (q *request) serve() {
 		EmailKey:       emailKey,
 		Language:       lang,
 		Code:           code,
+		ReferrerName:   cleanName(p.Name),
 		IdempotencyKey: idemKey,
 		Status:         StatusPending,
 		NextAttemptAt:  now,
 		CreatedAt:      now,
 		UpdatedAt:      now,
+	}
+	if h.cfg.ReferrerName != nil {
+		inv.ReferrerName = cleanName(h.cfg.ReferrerName(ctx, inv))
 	}
 	if h.cfg.Delivery == Inline {
 		// Claimed by this request from the start: a queued worker sharing
@@ -302,13 +306,17 @@ func (h *Handler) send(ctx context.Context, inv Invite) error {
 
 // message renders the email for inv.
 func (h *Handler) message(inv Invite) (mail.Message, error) {
-	c, err := h.renderer.Render(inv.Language, inv.Code)
+	c, err := h.renderer.Render(inv.Language, mail.Data{
+		Code:         inv.Code,
+		ReferrerName: inv.ReferrerName,
+		ProductName:  h.cfg.ProductName,
+	})
 	if err != nil {
 		return mail.Message{}, err
 	}
 	return mail.Message{
 		ID:       inv.ID,
-		From:     h.cfg.From,
+		From:     h.from(inv.ReferrerName),
 		To:       inv.Email,
 		Date:     h.cfg.Now(),
 		Subject:  c.Subject,
@@ -318,14 +326,28 @@ func (h *Handler) message(inv Invite) (mail.Message, error) {
 	}, nil
 }
 
+// from is the From header of an email of referrer name: Config.From, or
+// with FromReferrer "name via product" and From's address.
+func (h *Handler) from(name string) string {
+	if !h.cfg.FromReferrer || name == "" {
+		return h.cfg.From
+	}
+	// String quotes or RFC 2047-encodes the name as it needs: header-safe.
+	return (&netmail.Address{Name: name + " via " + h.cfg.ProductName, Address: h.fromAddr}).String()
+}
+
 // authenticate asks a who is calling on behalf of userID, answering the
 // request itself when the answer is no. A Principal of another user is
 // refused whatever a said: an Authenticator that forgot to compare the
-// user must not let one user act for another.
+// user must not let one user act for another. An app id that breaks
+// Config.UserIDs is the Authenticator's bug: a 500.
 func (q *request) authenticate(a Authenticator, userID string) (Principal, bool) {
 	p, err := a.Authenticate(q.r, userID)
 	if err == nil && p.UserID != "" && p.UserID != userID {
 		err = fmt.Errorf("referral: the credentials are for user %q: %w", p.UserID, ErrForbidden)
+	}
+	if err == nil {
+		err = q.h.cfg.UserIDs.checkApp(p.AppID)
 	}
 	if err != nil {
 		q.authFailed(err)

@@ -94,9 +94,10 @@ func newFixture(t *testing.T, configure ...func(*referral.Config)) *fixture {
 	}
 	cfg := referral.Config{
 		Auth:      referral.AuthenticatorFunc(testAuth),
-		Store:     f.store,
-		Mailer:    f.mailer,
-		From:      "Acme <no-reply@acme.example>",
+		Store:       f.store,
+		Redemptions: f.store,
+		Mailer:      f.mailer,
+		From:        "Acme <no-reply@acme.example>",
 		SignupURL: "https://acme.example/signup?ref={code}",
 		Logger:    slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:       f.Now,

@@ -99,7 +99,7 @@ func TestOpenAPI(t *testing.T) {
 		produced.add(serveMux(mux, newRequest(http.MethodGet, "/v1/referral-codes/"+rf.code+"/redemptions", "")))
 		produced.add(post(rf.h, rf.code, strings.Repeat(" ", referral.MaxBodyBytes+1)))
 		produced.add(post(rf.h, rf.code, example, "Content-Type", "text/plain"))
-		broken := newFixture(t, func(c *referral.Config) { c.Store = brokenStore{rf.store, "Redeem"} })
+		broken := newFixture(t, func(c *referral.Config) { c.Store, c.Redemptions = rf.store, brokenStore{rf.store, "Redeem"} })
 		produced.add(post(broken.h, rf.code, strings.Replace(example, "8b3c", "9b3c", 1)))
 		doc.check(t, referral.RedemptionPattern, "post", produced)
 	})

@@ -14,9 +14,8 @@ var (
 	// ErrAlreadyRedeemed: the new user was already credited to another
 	// code; the first redemption stands.
 	ErrAlreadyRedeemed = errors.New("referral: the user was already referred")
-	// ErrRedemptionUnsupported: the store does not implement
-	// RedemptionStore.
-	ErrRedemptionUnsupported = errors.New("referral: the store does not record redemptions")
+	// ErrRedemptionUnsupported: Config.Redemptions is not set.
+	ErrRedemptionUnsupported = errors.New("referral: Config.Redemptions is not set")
 )
 
 // Redemption records that a new user signed up with a referral code,
@@ -40,8 +39,8 @@ type Stats struct {
 }
 
 // RedemptionStore is the part of a store that credits referrers. The
-// stores of this module implement it beside CodeStore; a Handler uses it
-// when its Config.Store does.
+// stores of this module implement it beside CodeStore; a Handler uses the
+// one in Config.Redemptions.
 type RedemptionStore interface {
 	// Redeem stores r unless the app already has a redemption for
 	// r.NewUserID: then it stores nothing and returns that one with
@@ -72,24 +71,25 @@ func (h *Handler) Resolve(ctx context.Context, code string) (Owner, error) {
 // again gets the first redemption back. A user already credited to another
 // code gets that redemption and ErrAlreadyRedeemed: the first code keeps
 // the credit. A malformed or unknown code is ErrCodeNotFound, a user
-// redeeming their own code ErrSelfReferral, and a malformed user id or
-// address an error matching ErrInvalidInput, whose text is safe to show. Config.OnRedeemed is
-// called once per new redemption.
+// redeeming their own code ErrSelfReferral, and a user id that breaks
+// Config.UserIDs or a malformed address an error matching ErrInvalidInput,
+// whose text is safe to show. Config.OnRedeemed is called once per new
+// redemption. Without Config.Redemptions: ErrRedemptionUnsupported.
 func (h *Handler) Redeem(ctx context.Context, code, newUserID, email string) (Redemption, error) {
-	r, _, err := h.redeem(ctx, "", code, newUserID, email)
+	r, _, err := h.redeem(ctx, nil, code, newUserID, email)
 	return r, err
 }
 
 // redeem is Redeem, also saying whether the redemption is new; appID, if
-// set, is the only app whose codes are accepted.
-func (h *Handler) redeem(ctx context.Context, appID, code, newUserID, email string) (Redemption, bool, error) {
-	rs, ok := h.cfg.Store.(RedemptionStore)
-	if !ok {
+// not nil, is the only app whose codes are accepted.
+func (h *Handler) redeem(ctx context.Context, appID *string, code, newUserID, email string) (Redemption, bool, error) {
+	rs := h.cfg.Redemptions
+	if rs == nil {
 		return Redemption{}, false, ErrRedemptionUnsupported
 	}
-	user, ok := CanonicalUUID(newUserID)
+	user, ok := h.cfg.UserIDs.canonical(newUserID)
 	if !ok {
-		return Redemption{}, false, inputError("userId must be a UUID")
+		return Redemption{}, false, inputError(h.cfg.UserIDs.userText("userId"))
 	}
 	addr, key, err := normalizeEmail(email)
 	if err != nil {
@@ -103,7 +103,7 @@ func (h *Handler) redeem(ctx context.Context, appID, code, newUserID, email stri
 	if err != nil {
 		return Redemption{}, false, err
 	}
-	if appID != "" && owner.AppID != appID {
+	if appID != nil && owner.AppID != *appID {
 		return Redemption{}, false, ErrCodeNotFound // another app's code is none of the caller's business
 	}
 	if owner.UserID == user {
@@ -130,16 +130,53 @@ func (h *Handler) redeem(ctx context.Context, appID, code, newUserID, email stri
 }
 
 // Stats counts the invites and redemptions of a referrer in an app. Ids
-// that are not UUIDs are an error matching ErrInvalidInput.
+// that break Config.UserIDs are an error matching ErrInvalidInput; appID
+// is "" for a host with one app. Without Config.Redemptions:
+// ErrRedemptionUnsupported.
 func (h *Handler) Stats(ctx context.Context, appID, userID string) (Stats, error) {
-	rs, ok := h.cfg.Store.(RedemptionStore)
-	if !ok {
+	rs := h.cfg.Redemptions
+	if rs == nil {
 		return Stats{}, ErrRedemptionUnsupported
 	}
-	app, ok1 := CanonicalUUID(appID)
-	user, ok2 := CanonicalUUID(userID)
-	if !ok1 || !ok2 {
-		return Stats{}, inputError("appId and userId must be UUIDs")
+	app, user, err := h.ids(appID, userID)
+	if err != nil {
+		return Stats{}, err
 	}
 	return rs.Stats(ctx, app, user)
+}
+
+// Code returns the referral code of user userID in app appID ("" for a
+// host with one app), making it if the user has none, without sending
+// anything: for a page that shows the user their code. Ids that break
+// Config.UserIDs are an error matching ErrInvalidInput.
+func (h *Handler) Code(ctx context.Context, appID, userID string) (string, error) {
+	app, user, err := h.ids(appID, userID)
+	if err != nil {
+		return "", err
+	}
+	return h.cfg.Store.EnsureCode(ctx, app, user, NewCode)
+}
+
+// ShareLink returns the sign-up link carrying the user's code (see Code),
+// the link the invite emails carry, for the user to share themselves.
+func (h *Handler) ShareLink(ctx context.Context, appID, userID string) (string, error) {
+	code, err := h.Code(ctx, appID, userID)
+	if err != nil {
+		return "", err
+	}
+	return h.link.Link(code), nil
+}
+
+// ids checks the app and user ids a host passed.
+func (h *Handler) ids(appID, userID string) (app, user string, err error) {
+	user, ok := h.cfg.UserIDs.canonical(userID)
+	if !ok {
+		return "", "", inputError(h.cfg.UserIDs.userText("userId"))
+	}
+	if appID != "" {
+		if appID, ok = h.cfg.UserIDs.canonical(appID); !ok {
+			return "", "", inputError(h.cfg.UserIDs.userText("appId"))
+		}
+	}
+	return appID, user, nil
 }

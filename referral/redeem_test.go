@@ -13,7 +13,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/referralkit/referralkit/mail/mailtest"
 	"github.com/referralkit/referralkit/referral"
+	"github.com/referralkit/referralkit/store/memory"
 )
 
 const newUser = "8b3c4d5e-6f70-4a1b-9c2d-3e4f5a6b7c8d"
@@ -245,13 +247,33 @@ func TestRedeemAndStatsRefuseInvalidInput(t *testing.T) {
 	assert.NotErrorIs(t, err, referral.ErrInvalidInput)
 }
 
-func TestRedemptionUnsupportedStore(t *testing.T) {
+func TestRedemptionNeedsItsStore(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, func(c *referral.Config) { c.Store = codeStoreOnly{c.Store} })
+	f := newFixture(t, func(c *referral.Config) { c.Redemptions = nil })
 	_, err := f.h.Redeem(context.Background(), "ABCDEFGHJK", newUser, "a@example.com")
 	assert.ErrorIs(t, err, referral.ErrRedemptionUnsupported)
 	_, err = f.h.Stats(context.Background(), appID, userID)
 	assert.ErrorIs(t, err, referral.ErrRedemptionUnsupported)
+	mux := http.NewServeMux()
+	mux.Handle(referral.RedemptionPattern, f.h.Redemptions(referral.AuthenticatorFunc(testAuth)))
+	checkEnvelope(t, serveMux(mux, newRequest(http.MethodPost, "/v1/referral-codes/ABCDEFGHJK/redemptions",
+		fmt.Sprintf(`{"userId":%q,"email":"a@example.com"}`, newUser))), 500)
+
+	_, err = referral.New(referral.Config{Auth: referral.AuthenticatorFunc(testAuth), Store: memory.New(), Mailer: &mailtest.Recorder{},
+		From: "a@example.com", SignupURL: "https://example.com/?r={code}", OnRedeemed: func(referral.Redemption) {}})
+	assert.ErrorContains(t, err, "Config.OnRedeemed needs Config.Redemptions")
+}
+
+// A store wrapped by the host (for tracing, say) keeps redemption working:
+// the handler never looks for it by type assertion.
+func TestRedemptionThroughAWrappedStore(t *testing.T) {
+	t.Parallel()
+	rf := newRedeemFixture(t, func(c *referral.Config) { c.Store = codeStoreOnly{c.Store} })
+	_, err := rf.h.Redeem(context.Background(), rf.code, newUser, "friend@example.com")
+	require.NoError(t, err)
+	st, err := rf.h.Stats(context.Background(), appID, userID)
+	require.NoError(t, err)
+	assert.Equal(t, 1, st.Redeemed)
 }
 
 // codeStoreOnly hides every method but CodeStore's.
