@@ -19,7 +19,8 @@ import (
 //go:embed templates
 var embedded embed.FS
 
-// DefaultLanguage is used when no template matches the requested language.
+// DefaultLanguage is the fallback of [NewTemplates] when no template matches
+// the requested language.
 const DefaultLanguage = "en"
 
 // Data is what the templates can use.
