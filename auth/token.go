@@ -250,10 +250,18 @@ func (t *Tokens) Authenticate(r *http.Request, userID string) (referral.Principa
 	if !isUUID {
 		sub = c.Subject
 	}
-	if sub != userID && (t.allowUser == nil || !t.allowUser(r, c, userID)) {
-		return referral.Principal{}, fmt.Errorf("auth: the access token's subject is not the user in the path: %w", referral.ErrForbidden)
+	p := referral.Principal{AppID: appID, UserID: sub, Method: "access-token", KeyID: kid}
+	if sub != userID {
+		if t.allowUser == nil || !t.allowUser(r, c, userID) {
+			return referral.Principal{}, fmt.Errorf("auth: the access token's subject is not the user in the path: %w", referral.ErrForbidden)
+		}
+		// The policy lets sub act for userID: the request is userID's, and
+		// so is the name its emails show (unknown to the token).
+		return referral.Principal{AppID: appID, UserID: userID, Method: "access-token", KeyID: kid}, nil
 	}
-	return referral.Principal{AppID: appID, UserID: sub, Method: "access-token", KeyID: kid}, nil
+	// OIDC's "name" claim, for the emails the user sends.
+	p.Name, _ = c.Raw["name"].(string)
+	return p, nil
 }
 
 // verifier picks the key for tok by its kid and checks that tok's

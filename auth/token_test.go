@@ -190,7 +190,9 @@ func TestTokensAllowUser(t *testing.T) {
 
 	p, err := a.Authenticate(request(bearer(admin)...), userB)
 	require.NoError(t, err)
-	assert.Equal(t, userA, p.UserID, "the principal is the token's subject")
+	// The request acts for the path's user: the handler refuses a
+	// Principal of any other user.
+	assert.Equal(t, userB, p.UserID)
 	assert.Equal(t, appA, p.AppID)
 	assert.Equal(t, userA, seen.Subject)
 	assert.Equal(t, issuer, seen.Issuer)
@@ -200,6 +202,25 @@ func TestTokensAllowUser(t *testing.T) {
 
 	_, err = a.Authenticate(request(bearer(rs256(t, claims()))...), userB)
 	assert.ErrorIs(t, err, referral.ErrForbidden, "the policy refuses a plain user")
+}
+
+// The OIDC name claim becomes the Principal's name, for the emails; a
+// host's own ids (not UUIDs) are subjects as given.
+func TestTokensNameAndOpaqueSubject(t *testing.T) {
+	t.Parallel()
+	a := newTokens(t, auth.TokenConfig{})
+	p, err := a.Authenticate(request(bearer(rs256(t, claims(set("name", "Alice Liddell"))))...), userA)
+	require.NoError(t, err)
+	assert.Equal(t, "Alice Liddell", p.Name)
+	p, err = a.Authenticate(request(bearer(rs256(t, claims(set("name", 7))))...), userA)
+	require.NoError(t, err)
+	assert.Empty(t, p.Name, "a name that is not a string is none")
+
+	p, err = a.Authenticate(request(bearer(rs256(t, claims(set("sub", "42"))))...), "42")
+	require.NoError(t, err)
+	assert.Equal(t, "42", p.UserID)
+	_, err = a.Authenticate(request(bearer(rs256(t, claims(set("sub", "42"))))...), "43")
+	assert.ErrorIs(t, err, referral.ErrForbidden)
 }
 
 func TestTokensCheckApp(t *testing.T) {
