@@ -191,6 +191,16 @@ func New(cfg Config) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Every language once as this handler will render it, with and without
+	// a referrer's name: a template that fails is an error here, not a 500
+	// for every invite (each counted against the sender's limit).
+	for _, lang := range cfg.Templates.Languages() {
+		for _, name := range []string{"", "Alice"} {
+			if _, err := renderer.Render(lang, mail.Data{Code: "ABCDEFGHJK", ReferrerName: name, ProductName: cfg.ProductName}); err != nil {
+				return nil, fmt.Errorf("referral: Config.Templates: %w", err)
+			}
+		}
+	}
 	setDefault(&cfg.SendTimeout, 15*time.Second)
 	setDefault(&cfg.MaxInvitesPerReferrer, 50)
 	setDefault(&cfg.LimitWindow, 24*time.Hour)

@@ -6,10 +6,12 @@ import (
 	netmail "net/mail"
 	"strings"
 	"testing"
+	"testing/fstest"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/referralkit/referralkit/mail"
 	"github.com/referralkit/referralkit/mail/mailtest"
 	"github.com/referralkit/referralkit/referral"
 	"github.com/referralkit/referralkit/store/memory"
@@ -234,4 +236,22 @@ func TestCodeAndShareLink(t *testing.T) {
 	again, err := f.h.Code(ctx, appID, userID)
 	require.NoError(t, err)
 	assert.Equal(t, code, again)
+}
+
+// New renders every language as the handler will, so a template that
+// only fails with this host's data is an error from New naming its file.
+func TestNewRendersEveryLanguage(t *testing.T) {
+	t.Parallel()
+	tmpl, err := mail.NewTemplates(fstest.MapFS{
+		"nl.txt":  {Data: []byte(`{{define "subject"}}Uitnodiging{{end}}{{define "text"}}{{if eq .ProductName "Teamboard"}}{{index .Code 99}}{{end}}{{.Link}}{{end}}`)},
+		"nl.html": {Data: []byte(`<p>{{.Link}}</p>`)},
+	})
+	require.NoError(t, err, "the samples do not hit the bug")
+	cfg := referral.Config{Auth: referral.AuthenticatorFunc(testAuth), Store: memory.New(), Mailer: &mailtest.Recorder{},
+		From: "Teamboard <no-reply@teamboard.example>", SignupURL: "https://teamboard.example/signup?ref={code}", Templates: tmpl}
+	_, err = referral.New(cfg)
+	assert.ErrorContains(t, err, "referral: Config.Templates: mail: template nl.txt")
+	cfg.ProductName = "Acme"
+	_, err = referral.New(cfg)
+	assert.NoError(t, err)
 }
