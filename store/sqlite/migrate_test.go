@@ -22,9 +22,9 @@ func rawDB(t *testing.T, path string) *sql.DB {
 	return db
 }
 
-func column[T any](t *testing.T, db *sql.DB, query string) []T {
+func column[T any](t *testing.T, db *sql.DB, query string, args ...any) []T {
 	t.Helper()
-	rows, err := db.Query(query)
+	rows, err := db.Query(query, args...)
 	require.NoError(t, err)
 	defer rows.Close()
 	var out []T
