@@ -215,7 +215,7 @@ func TestNewcomerTour(t *testing.T) {
 		bodies[m.Header.Get("To")] = string(body)
 		assert.NotEmpty(t, m.Header.Get("Message-Id"))
 	}
-	assert.Equal(t, "ご招待のお知らせ", subjects["<token-friend@example.com>"])
+	assert.Equal(t, "Referralsへの招待が届いています", subjects["<token-friend@example.com>"])
 
 	// The friend signs up: the README's redemption block, with the code
 	// from the email.

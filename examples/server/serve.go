@@ -79,6 +79,7 @@ All of them take -db. Flags of the server:
 	h, err := referral.New(referral.Config{
 		Auth:         auth.Either(apiKeys, tokens),
 		Store:        store,
+		Redemptions:  store,
 		Mailer:       mailer,
 		From:         c.from,
 		SignupURL:    c.signupURL,

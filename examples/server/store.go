@@ -12,6 +12,7 @@ import (
 // backend is everything the server keeps: codes and invites, apps and keys.
 type backend interface {
 	referral.CodeStore
+	referral.RedemptionStore
 	auth.KeyStore
 	auth.KeyManager
 	Ping(ctx context.Context) error
