@@ -20,6 +20,16 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
+// Schema is the text of schema.sql: the whole schema as the migrations
+// leave it, ending with the rows of referral_schema_migrations that record
+// them, for hosts that apply it with their own migration tool and open the
+// store with [Options.SkipMigrations]. It creates the tables in the first
+// schema of the search_path, and fails where they exist already: it is for
+// a schema without them.
+//
+//go:embed schema.sql
+var Schema string
+
 // createMigrationsTable makes the table that records the applied versions;
 // schema.sql creates it alike.
 const createMigrationsTable = `CREATE TABLE IF NOT EXISTS referral_schema_migrations (
