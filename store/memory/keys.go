@@ -39,6 +39,7 @@ func cloneKey(k auth.Key) auth.Key {
 	return k
 }
 
+// LookupKey returns the key of appID with prefix; see [auth.KeyStore].
 func (s *Keys) LookupKey(ctx context.Context, appID, prefix string) (auth.Key, error) {
 	if err := ctx.Err(); err != nil {
 		return auth.Key{}, err
@@ -56,6 +57,7 @@ func (s *Keys) LookupKey(ctx context.Context, appID, prefix string) (auth.Key, e
 	return cloneKey(k), nil
 }
 
+// LookupApp returns appID's app; see [auth.KeyStore].
 func (s *Keys) LookupApp(ctx context.Context, appID string) (auth.App, error) {
 	if err := ctx.Err(); err != nil {
 		return auth.App{}, err
@@ -69,6 +71,7 @@ func (s *Keys) LookupApp(ctx context.Context, appID string) (auth.App, error) {
 	return a.app, nil
 }
 
+// CreateKey stores k, creating its app if needed; see [auth.KeyManager].
 func (s *Keys) CreateKey(ctx context.Context, k auth.Key) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -92,6 +95,8 @@ func (s *Keys) CreateKey(ctx context.Context, k auth.Key) error {
 	return nil
 }
 
+// RevokeKeys revokes appID's key with prefix, or all its keys for an
+// empty prefix, at at, and returns how many; see [auth.KeyManager].
 func (s *Keys) RevokeKeys(ctx context.Context, appID, prefix string, at time.Time) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
@@ -118,6 +123,7 @@ func (s *Keys) RevokeKeys(ctx context.Context, appID, prefix string, at time.Tim
 	return n, nil
 }
 
+// ListKeys returns appID's keys, oldest first; see [auth.KeyManager].
 func (s *Keys) ListKeys(ctx context.Context, appID string) ([]auth.Key, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -138,6 +144,7 @@ func (s *Keys) ListKeys(ctx context.Context, appID string) ([]auth.Key, error) {
 	return out, nil
 }
 
+// SetAppDisabled disables or enables appID; see [auth.KeyManager].
 func (s *Keys) SetAppDisabled(ctx context.Context, appID string, disabled bool) error {
 	if err := ctx.Err(); err != nil {
 		return err

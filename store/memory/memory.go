@@ -47,6 +47,8 @@ func New() *Store {
 	}
 }
 
+// EnsureCode returns userID's code in appID, storing one that newCode makes
+// if the user has none; see [referral.CodeStore] for the rules.
 func (s *Store) EnsureCode(ctx context.Context, appID, userID string, newCode func() string) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
@@ -69,6 +71,9 @@ func (s *Store) EnsureCode(ctx context.Context, appID, userID string, newCode fu
 	return "", referral.ErrCodeTaken
 }
 
+// RecordInvite stores inv after the idempotency, limit and cooldown checks
+// of [referral.CodeStore], atomically with them, and returns the invite
+// stored or replayed.
 func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim referral.Limits) (referral.Invite, bool, error) {
 	if err := ctx.Err(); err != nil {
 		return referral.Invite{}, false, err
@@ -138,6 +143,8 @@ func createdAfter(past []*referral.Invite, t time.Time) int {
 	return i
 }
 
+// UpdateDelivery records the outcome of a delivery attempt; see
+// [referral.CodeStore].
 func (s *Store) UpdateDelivery(ctx context.Context, id string, d referral.Delivery) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -158,6 +165,8 @@ func (s *Store) UpdateDelivery(ctx context.Context, id string, d referral.Delive
 	return nil
 }
 
+// ClaimDue leases up to max pending invites that are due at now, oldest
+// due first; see [referral.CodeStore].
 func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration, max int) ([]referral.Invite, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -186,6 +195,8 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration
 	return out, nil
 }
 
+// ResolveCode returns the owner of code, compared exactly, or an error
+// matching [referral.ErrCodeNotFound]; see [referral.CodeStore].
 func (s *Store) ResolveCode(ctx context.Context, code string) (referral.Owner, error) {
 	if err := ctx.Err(); err != nil {
 		return referral.Owner{}, err

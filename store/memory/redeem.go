@@ -8,6 +8,9 @@ import (
 
 var _ referral.RedemptionStore = (*Store)(nil)
 
+// Redeem stores r unless its new user has redeemed a code in the app
+// already, and returns the redemption that stands; see
+// [referral.RedemptionStore].
 func (s *Store) Redeem(ctx context.Context, r referral.Redemption) (referral.Redemption, bool, error) {
 	if err := ctx.Err(); err != nil {
 		return referral.Redemption{}, false, err
@@ -25,6 +28,8 @@ func (s *Store) Redeem(ctx context.Context, r referral.Redemption) (referral.Red
 	return r, true, nil
 }
 
+// Stats counts userID's invites, deliveries, accepted invites and
+// redemptions in appID; see [referral.RedemptionStore].
 func (s *Store) Stats(ctx context.Context, appID, userID string) (referral.Stats, error) {
 	if err := ctx.Err(); err != nil {
 		return referral.Stats{}, err

@@ -7,6 +7,8 @@ import (
 	"github.com/referralkit/referralkit/store/internal/storeimpl"
 )
 
+// EnsureCode returns userID's code in appID, storing one that newCode makes
+// if the user has none; see [referral.CodeStore] for the rules.
 func (s *Store) EnsureCode(ctx context.Context, appID, userID string, newCode func() string) (string, error) {
 	// Most calls are for users who have a code: one read.
 	code, err := s.codeOf(ctx, appID, userID)
@@ -47,6 +49,8 @@ func (s *Store) codeOf(ctx context.Context, appID, userID string) (string, error
 	return code, err
 }
 
+// ResolveCode returns the owner of code, compared exactly, or an error
+// matching [referral.ErrCodeNotFound]; see [referral.CodeStore].
 func (s *Store) ResolveCode(ctx context.Context, code string) (referral.Owner, error) {
 	var o referral.Owner
 	err := s.pool.QueryRow(ctx, `SELECT app_id, user_id FROM referral_codes WHERE code = $1`, code).Scan(&o.AppID, &o.UserID)

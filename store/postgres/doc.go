@@ -5,7 +5,8 @@
 // primary key).
 //
 // [Open] takes a URL and makes a pool the store owns; [New] takes a
-// *pgxpool.Pool the caller owns. Both apply the schema first.
+// *pgxpool.Pool the caller owns. Both apply the schema first;
+// [NewWithOptions] can check it instead (see Schema below).
 //
 // Concurrency: every check of the contract holds across connections and
 // processes. RecordInvite takes a transaction-scoped advisory lock on the
@@ -19,13 +20,38 @@
 // concurrent first calls for one user all return the code the first insert
 // stored.
 //
+// Tables: every table and index the store creates starts with referral_:
+// referral_codes, referral_invites, referral_apps, referral_api_keys,
+// referral_redemptions and referral_schema_migrations, which records the
+// applied migrations. So the store can share a host's database and schema
+// beside the host's tables, say invites, users or golang-migrate's
+// schema_migrations, which it never reads, alters or drops.
+//
 // Schema: the SQL files under migrations/ are embedded and applied in the
 // order of their numeric prefix (0001_x.sql, 0002_y.sql, ...), each once,
-// recorded in the schema_migrations table, all in one transaction that holds
+// recorded in referral_schema_migrations, all in one transaction that holds
 // an advisory lock on the schema: instances starting at once apply each file
 // once. Tables go in the first schema of the connections' search_path, so
 // several stores can share a database in schemas of their own (set
-// search_path in the URL or the pool's RuntimeParams).
+// search_path in the URL or the pool's RuntimeParams). A schema of the
+// earlier builds, whose tables had no prefix (codes, invites, ..., recorded
+// in a schema_migrations table with the columns version, name and applied_at
+// and this package's file names), has its tables moved to the prefixed
+// names, rows and all, in that same transaction.
+//
+// Hosts that migrate with their own tool apply schema.sql, published in
+// this package's folder and as [Schema]: the whole schema as the migrations
+// leave it, ending with the rows that record them in
+// referral_schema_migrations. They open the store with
+// [NewWithOptions](ctx, pool, [Options]{SkipMigrations: true}), which
+// changes no table and fails with [ErrSchema], naming what is missing,
+// unless every migration of this build is recorded. A later [New] without
+// the option finds them recorded and applies only newer ones; a new
+// release's migration files are the SQL to give the host's tool.
+//
+// User and app ids are stored as given and compared byte by byte (COLLATE
+// "C"): opaque ids ("42", "alice.smith"), case-sensitive, and an empty app
+// id for a single-tenant host, work as UUIDs do.
 //
 // Times are timestamptz: they come back in UTC, with microsecond precision.
 //

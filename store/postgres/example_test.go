@@ -2,9 +2,12 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"os"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/referralkit/referralkit/auth"
 	"github.com/referralkit/referralkit/referral"
@@ -41,4 +44,28 @@ func ExampleOpen() {
 		log.Fatal(err)
 	}
 	fmt.Println(owner.UserID)
+}
+
+// A host that runs its own migration tool applies schema.sql (here
+// postgres.Schema) and opens the store on its own pool without migrating.
+// Without output: it needs a server.
+func ExampleNewWithOptions() {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, os.Getenv("DATABASE_URL"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+	// What the host's migration tool does, once.
+	if _, err := pool.Exec(ctx, postgres.Schema); err != nil {
+		log.Fatal(err)
+	}
+	s, err := postgres.NewWithOptions(ctx, pool, postgres.Options{SkipMigrations: true})
+	if errors.Is(err, postgres.ErrSchema) {
+		log.Fatal("apply schema.sql first: ", err)
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
 }

@@ -85,6 +85,9 @@ inserted AS (
 SELECT (SELECT id FROM replay), (SELECT created_at FROM window_full), (SELECT created_at FROM cooling),
 	EXISTS (SELECT FROM inserted)`
 
+// RecordInvite stores inv after the idempotency, limit and cooldown checks
+// of [referral.CodeStore], atomically with them, and returns the invite
+// stored or replayed.
 func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim referral.Limits) (referral.Invite, bool, error) {
 	inv.NextAttemptAt, inv.LeaseUntil = stored(inv.NextAttemptAt), stored(inv.LeaseUntil)
 	inv.CreatedAt, inv.UpdatedAt = stored(inv.CreatedAt), stored(inv.UpdatedAt)
@@ -183,6 +186,8 @@ func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim refer
 	return inv, false, nil
 }
 
+// UpdateDelivery records the outcome of a delivery attempt; see
+// [referral.CodeStore].
 func (s *Store) UpdateDelivery(ctx context.Context, id string, d referral.Delivery) error {
 	// next_attempt_at changes only for a retry.
 	_, err := s.pool.Exec(ctx, `UPDATE referral_invites
@@ -204,6 +209,8 @@ func (s *Store) UpdateDelivery(ctx context.Context, id string, d referral.Delive
 	return nil
 }
 
+// ClaimDue leases up to max pending invites that are due at now, oldest
+// due first; see [referral.CodeStore].
 func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration, max int) ([]referral.Invite, error) {
 	if max <= 0 {
 		return nil, nil

@@ -31,6 +31,7 @@ func scanKey(row pgx.Row) (auth.Key, error) {
 	return k, nil
 }
 
+// LookupKey returns the key of appID with prefix; see [auth.KeyStore].
 func (s *Store) LookupKey(ctx context.Context, appID, prefix string) (auth.Key, error) {
 	k, err := scanKey(s.pool.QueryRow(ctx,
 		`SELECT `+keyColumns+` FROM referral_api_keys WHERE app_id = $1 AND prefix = $2`, appID, prefix))
@@ -43,6 +44,7 @@ func (s *Store) LookupKey(ctx context.Context, appID, prefix string) (auth.Key, 
 	return k, nil
 }
 
+// LookupApp returns appID's app; see [auth.KeyStore].
 func (s *Store) LookupApp(ctx context.Context, appID string) (auth.App, error) {
 	var a auth.App
 	err := s.pool.QueryRow(ctx, `SELECT id, disabled, created_at FROM referral_apps WHERE id = $1`, appID).
@@ -57,6 +59,7 @@ func (s *Store) LookupApp(ctx context.Context, appID string) (auth.App, error) {
 	return a, nil
 }
 
+// CreateKey stores k, creating its app if needed; see [auth.KeyManager].
 func (s *Store) CreateKey(ctx context.Context, k auth.Key) error {
 	// One statement, so one transaction. If the key exists, so does its app
 	// (the foreign key), and nothing is stored. Concurrent first keys of an
@@ -84,6 +87,8 @@ func (s *Store) CreateKey(ctx context.Context, k auth.Key) error {
 	return nil
 }
 
+// RevokeKeys revokes appID's key with prefix, or all its keys for an
+// empty prefix, at at, and returns how many; see [auth.KeyManager].
 func (s *Store) RevokeKeys(ctx context.Context, appID, prefix string, at time.Time) (int, error) {
 	var (
 		appFound, keyFound bool
@@ -109,6 +114,7 @@ func (s *Store) RevokeKeys(ctx context.Context, appID, prefix string, at time.Ti
 	return n, nil
 }
 
+// ListKeys returns appID's keys, oldest first; see [auth.KeyManager].
 func (s *Store) ListKeys(ctx context.Context, appID string) ([]auth.Key, error) {
 	rows, err := s.pool.Query(ctx,
 		`SELECT `+keyColumns+` FROM referral_api_keys WHERE app_id = $1 ORDER BY created_at, prefix`, appID)
@@ -128,6 +134,7 @@ func (s *Store) ListKeys(ctx context.Context, appID string) ([]auth.Key, error) 
 	return keys, nil
 }
 
+// SetAppDisabled disables or enables appID; see [auth.KeyManager].
 func (s *Store) SetAppDisabled(ctx context.Context, appID string, disabled bool) error {
 	tag, err := s.pool.Exec(ctx, `UPDATE referral_apps SET disabled = $1 WHERE id = $2`, disabled, appID)
 	if err != nil {

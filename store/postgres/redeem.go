@@ -38,6 +38,9 @@ UNION ALL
 SELECT ` + redemptionColumns + `, false FROM referral_redemptions
 WHERE app_id = @app_id AND new_user_id = @new_user_id AND NOT EXISTS (SELECT FROM inserted)`
 
+// Redeem stores r unless its new user has redeemed a code in the app
+// already, and returns the redemption that stands; see
+// [referral.RedemptionStore].
 func (s *Store) Redeem(ctx context.Context, r referral.Redemption) (referral.Redemption, bool, error) {
 	r.CreatedAt = stored(r.CreatedAt)
 	got, created, err := scanRedemption(s.pool.QueryRow(ctx, redeemSQL, pgx.NamedArgs{
@@ -77,6 +80,8 @@ FROM (
 	FROM referral_invites WHERE app_id = @app_id AND referrer_id = @referrer_id
 ) AS counts`
 
+// Stats counts userID's invites, deliveries, accepted invites and
+// redemptions in appID; see [referral.RedemptionStore].
 func (s *Store) Stats(ctx context.Context, appID, userID string) (referral.Stats, error) {
 	var st referral.Stats
 	err := s.pool.QueryRow(ctx, statsSQL, pgx.NamedArgs{"app_id": appID, "referrer_id": userID}).

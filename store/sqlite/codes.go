@@ -8,6 +8,8 @@ import (
 	"github.com/referralkit/referralkit/store/internal/storeimpl"
 )
 
+// EnsureCode returns userID's code in appID, storing one that newCode makes
+// if the user has none; see [referral.CodeStore] for the rules.
 func (s *Store) EnsureCode(ctx context.Context, appID, userID string, newCode func() string) (string, error) {
 	// Most calls are for users who have a code: a read, no write lock.
 	var code string
@@ -60,6 +62,8 @@ func codeOf(ctx context.Context, q querier, appID, userID string) (string, error
 	return code, err
 }
 
+// ResolveCode returns the owner of code, compared exactly, or an error
+// matching [referral.ErrCodeNotFound]; see [referral.CodeStore].
 func (s *Store) ResolveCode(ctx context.Context, code string) (referral.Owner, error) {
 	var o referral.Owner
 	err := s.readOwner.QueryRowContext(ctx, code).Scan(&o.AppID, &o.UserID)

@@ -5,8 +5,10 @@
 //
 // [Open] is the common case: it opens a file with the pragmas the store
 // relies on and applies the schema. [New] takes a *sql.DB the caller owns
-// and opened with the "sqlite" driver; the caller should give every pooled
-// connection the same pragmas (see Open for the DSN).
+// and opened with the "sqlite" driver, such as the host app's own database;
+// the caller should give every pooled connection the same pragmas (see
+// [DSN]). [NewWithOptions] can check the schema instead of applying it (see
+// Schema below).
 //
 // Durability: every accepted invite is committed before the handler answers.
 // Open uses WAL with synchronous=FULL, so that a commit is synced to the WAL
@@ -34,11 +36,37 @@
 // Open fails, saying why. [Store.CheckWrite] tells a health check whether
 // writes get through; [Store.Ping] passes on a read-only file.
 //
+// Tables: every table and index the store creates starts with referral_:
+// referral_codes, referral_invites, referral_apps, referral_api_keys,
+// referral_redemptions and referral_schema_migrations, which records the
+// applied migrations. So the store can share a host's own database (see
+// [New]) beside the host's tables, say invites, users or golang-migrate's
+// schema_migrations, which it never reads, alters or drops.
+//
 // Schema: the SQL files under migrations/ are embedded and applied in the
 // order of their numeric prefix (0001_x.sql, 0002_y.sql, ...), each once,
-// recorded in the schema_migrations table. Applying them takes the write
+// recorded in referral_schema_migrations. Applying them takes the write
 // lock of the database, so two processes starting at once apply each file
-// once. A migration file must not contain BEGIN or COMMIT.
+// once. A migration file must not contain BEGIN or COMMIT. A database of
+// the earlier builds, whose tables had no prefix (codes, invites, ...,
+// recorded in a schema_migrations table with the columns version, name and
+// applied_at and this package's file names), has its tables moved to the
+// prefixed names, rows and all, in the same transaction that applies the
+// newer migrations.
+//
+// Hosts that migrate with their own tool apply schema.sql, published in
+// this package's folder and as [Schema]: the whole schema as the
+// migrations leave it, ending with the rows that record them in
+// referral_schema_migrations. They open the store with
+// [NewWithOptions](db, [Options]{SkipMigrations: true}), which changes no
+// table and fails with [ErrSchema], naming what is missing, unless every
+// migration of this build is recorded. A later [New] without the option
+// finds them recorded and applies only newer ones; a new release's
+// migration files are the SQL to give the host's tool.
+//
+// User and app ids are stored as given and compared byte by byte: opaque
+// ids ("42", "alice.smith"), case-sensitive, and an empty app id for a
+// single-tenant host, work as UUIDs do.
 //
 // Times are stored as unix milliseconds in UTC: they come back in UTC with
 // millisecond precision.

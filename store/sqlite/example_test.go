@@ -2,6 +2,8 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"log"
 	"os"
@@ -39,4 +41,90 @@ func ExampleOpen() {
 	}
 	fmt.Println(code, owner.UserID == user)
 	// Output: A1B0C2D3E4 true
+}
+
+// A host app shares its own database with the store: the store's tables
+// all start with referral_, and the host's invites table is left alone.
+func ExampleNew() {
+	dir, err := os.MkdirTemp("", "referralkit-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+
+	// The host's database, with the pragmas the store relies on.
+	db, err := sql.Open("sqlite", sqlite.DSN(filepath.Join(dir, "app.db")))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE invites (id INTEGER PRIMARY KEY, email TEXT)`); err != nil {
+		log.Fatal(err)
+	}
+
+	s, err := sqlite.New(db)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close() // leaves db open: the host owns it
+
+	// A single-tenant host with integer user ids.
+	code, err := s.EnsureCode(context.Background(), "", "42", func() string { return "A1B0C2D3E4" })
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(code)
+
+	rows, err := db.Query(`SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name`)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(name)
+	}
+	// Output:
+	// A1B0C2D3E4
+	// invites
+	// referral_api_keys
+	// referral_apps
+	// referral_codes
+	// referral_invites
+	// referral_redemptions
+	// referral_schema_migrations
+}
+
+// A host that runs its own migration tool applies schema.sql (here
+// sqlite.Schema) and opens the store without migrating.
+func ExampleNewWithOptions() {
+	dir, err := os.MkdirTemp("", "referralkit-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	db, err := sql.Open("sqlite", sqlite.DSN(filepath.Join(dir, "app.db")))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+
+	_, err = sqlite.NewWithOptions(db, sqlite.Options{SkipMigrations: true})
+	fmt.Println(errors.Is(err, sqlite.ErrSchema))
+
+	if _, err := db.Exec(sqlite.Schema); err != nil { // the host's tool would do this
+		log.Fatal(err)
+	}
+	s, err := sqlite.NewWithOptions(db, sqlite.Options{SkipMigrations: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+	fmt.Println("opened")
+	// Output:
+	// true
+	// opened
 }

@@ -16,6 +16,9 @@ func scanInvite(row storeimpl.Row) (referral.Invite, error) {
 	return storeimpl.ScanInvite(row, fromMillis)
 }
 
+// RecordInvite stores inv after the idempotency, limit and cooldown checks
+// of [referral.CodeStore], atomically with them, and returns the invite
+// stored or replayed.
 func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim referral.Limits) (referral.Invite, bool, error) {
 	inv.NextAttemptAt, inv.LeaseUntil = stored(inv.NextAttemptAt), stored(inv.LeaseUntil)
 	inv.CreatedAt, inv.UpdatedAt = stored(inv.CreatedAt), stored(inv.UpdatedAt)
@@ -105,6 +108,8 @@ func recordInvite(ctx context.Context, c *wconn, inv referral.Invite, lim referr
 	return inv, false, err
 }
 
+// UpdateDelivery records the outcome of a delivery attempt; see
+// [referral.CodeStore].
 func (s *Store) UpdateDelivery(ctx context.Context, id string, d referral.Delivery) error {
 	err := s.write(ctx, func(c *wconn) error {
 		// next_attempt_at changes only for a retry.
@@ -122,6 +127,8 @@ func (s *Store) UpdateDelivery(ctx context.Context, id string, d referral.Delive
 	return nil
 }
 
+// ClaimDue leases up to max pending invites that are due at now, oldest
+// due first; see [referral.CodeStore].
 func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration, max int) ([]referral.Invite, error) {
 	if max <= 0 {
 		return nil, nil

@@ -37,6 +37,7 @@ func scanKey(row interface{ Scan(...any) error }) (auth.Key, error) {
 	return k, nil
 }
 
+// LookupKey returns the key of appID with prefix; see [auth.KeyStore].
 func (s *Store) LookupKey(ctx context.Context, appID, prefix string) (auth.Key, error) {
 	k, err := scanKey(s.readKey.QueryRowContext(ctx, appID, prefix))
 	if isNoRows(err) {
@@ -48,6 +49,7 @@ func (s *Store) LookupKey(ctx context.Context, appID, prefix string) (auth.Key, 
 	return k, nil
 }
 
+// LookupApp returns appID's app; see [auth.KeyStore].
 func (s *Store) LookupApp(ctx context.Context, appID string) (auth.App, error) {
 	a, err := scanApp(s.readApp.QueryRowContext(ctx, appID))
 	if isNoRows(err) {
@@ -79,6 +81,7 @@ func scanApp(row interface{ Scan(...any) error }) (auth.App, error) {
 	return a, err
 }
 
+// CreateKey stores k, creating its app if needed; see [auth.KeyManager].
 func (s *Store) CreateKey(ctx context.Context, k auth.Key) error {
 	var revoked sql.NullInt64
 	if k.Revoked() {
@@ -109,6 +112,8 @@ func (s *Store) CreateKey(ctx context.Context, k auth.Key) error {
 	return nil
 }
 
+// RevokeKeys revokes appID's key with prefix, or all its keys for an
+// empty prefix, at at, and returns how many; see [auth.KeyManager].
 func (s *Store) RevokeKeys(ctx context.Context, appID, prefix string, at time.Time) (int, error) {
 	var n int64
 	err := s.write(ctx, func(c *wconn) error {
@@ -141,6 +146,7 @@ func (s *Store) RevokeKeys(ctx context.Context, appID, prefix string, at time.Ti
 	return int(n), nil
 }
 
+// ListKeys returns appID's keys, oldest first; see [auth.KeyManager].
 func (s *Store) ListKeys(ctx context.Context, appID string) ([]auth.Key, error) {
 	rows, err := s.db.QueryContext(ctx,
 		`SELECT `+keyColumns+` FROM referral_api_keys WHERE app_id = ? ORDER BY created_at, prefix`, appID)
@@ -168,6 +174,7 @@ func (s *Store) ListKeys(ctx context.Context, appID string) ([]auth.Key, error) 
 	return keys, nil
 }
 
+// SetAppDisabled disables or enables appID; see [auth.KeyManager].
 func (s *Store) SetAppDisabled(ctx context.Context, appID string, disabled bool) error {
 	err := s.write(ctx, func(c *wconn) error {
 		res, err := c.ExecContext(ctx, `UPDATE referral_apps SET disabled = ? WHERE id = ?`, disabled, appID)

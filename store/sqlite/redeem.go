@@ -32,6 +32,9 @@ func redemptionOf(ctx context.Context, q querier, appID, newUserID string) (refe
 		WHERE app_id = ? AND new_user_id = ?`, appID, newUserID))
 }
 
+// Redeem stores r unless its new user has redeemed a code in the app
+// already, and returns the redemption that stands; see
+// [referral.RedemptionStore].
 func (s *Store) Redeem(ctx context.Context, r referral.Redemption) (referral.Redemption, bool, error) {
 	r.CreatedAt = stored(r.CreatedAt)
 	// A user redeeming again (a retried sign-up) needs only a read, no
@@ -91,6 +94,8 @@ FROM (
 	FROM referral_invites INDEXED BY referral_invites_by_referrer WHERE app_id = ?1 AND referrer_id = ?2
 ) AS counts`
 
+// Stats counts userID's invites, deliveries, accepted invites and
+// redemptions in appID; see [referral.RedemptionStore].
 func (s *Store) Stats(ctx context.Context, appID, userID string) (referral.Stats, error) {
 	var st referral.Stats
 	err := s.db.QueryRowContext(ctx, statsSQL, appID, userID).Scan(&st.Invited, &st.Sent, &st.Accepted, &st.Redeemed)

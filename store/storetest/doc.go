@@ -23,6 +23,9 @@
 //   - ClaimDue with max <= 0 claims nothing.
 //   - ResolveCode compares exactly: callers normalize (referral.NormalizeCode),
 //     so a lower-case or hyphenated spelling of a code is not found.
+//   - Every field of an invite comes back as stored, ReferrerName included.
+//   - User and app ids are opaque and compared byte by byte: "42", "user:7",
+//     "Alice" and "alice" are four users, and an empty app id is an app.
 //   - An inline retry of an Idempotency-Key (inv.Attempts > 0) that reclaims
 //     the earlier invite holds it under its own lease: ClaimDue does not
 //     take it before then, and of concurrent retries and claims exactly one
