@@ -3,6 +3,7 @@ package mail
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -18,7 +19,8 @@ var ErrBadMessage = errors.New("mail: bad message")
 // Build turns m into a go-mail message: RFC 5322 headers (Date from m.Date,
 // or now if it is zero; Message-ID exactly m.MessageID(); From; To; Subject,
 // RFC 2047-encoded when not ASCII; Content-Language from m.Language when
-// set) and a UTF-8 body, multipart/alternative with text/plain first and
+// set; List-Unsubscribe and List-Unsubscribe-Post from m.UnsubscribeURL
+// when set) and a UTF-8 body, multipart/alternative with text/plain first and
 // text/html second (text/plain alone when m.HTML is empty). A header value
 // holding CR, LF or NUL is refused with ErrBadMessage rather than encoded,
 // since it can only come from a bug or an injection attempt.
@@ -42,6 +44,9 @@ func Build(m Message) (*gomail.Msg, error) {
 	if !isLanguageTag(m.Language) {
 		return nil, fmt.Errorf("%w: Content-Language %q is not a language tag", ErrBadMessage, m.Language)
 	}
+	if err := checkUnsubscribeURL(m.UnsubscribeURL); err != nil {
+		return nil, err
+	}
 
 	g := gomail.NewMsg(gomail.WithCharset(gomail.CharsetUTF8), gomail.WithNoDefaultUserAgent())
 	if err := g.From(m.From); err != nil {
@@ -60,11 +65,49 @@ func Build(m Message) (*gomail.Msg, error) {
 	if m.Language != "" {
 		g.SetGenHeader(gomail.HeaderContentLang, m.Language)
 	}
+	if m.UnsubscribeURL != "" {
+		// RFC 8058: the POST header tells the provider that a POST to the
+		// URL unsubscribes at once, with no page to confirm.
+		g.SetGenHeader(headerListUnsubscribe, "<"+m.UnsubscribeURL+">")
+		g.SetGenHeader(headerListUnsubscribePost, "List-Unsubscribe=One-Click")
+	}
 	g.SetBodyString(gomail.TypeTextPlain, m.Text)
 	if m.HTML != "" {
 		g.AddAlternativeString(gomail.TypeTextHTML, m.HTML)
 	}
 	return g, nil
+}
+
+// The one-click unsubscribe headers (RFC 2369, RFC 8058).
+const (
+	headerListUnsubscribe     gomail.Header = "List-Unsubscribe"
+	headerListUnsubscribePost gomail.Header = "List-Unsubscribe-Post"
+)
+
+// maxUnsubscribeURL keeps the List-Unsubscribe line, which go-mail cannot
+// fold inside the URL, under RFC 5322's 998 octets.
+const maxUnsubscribeURL = 900
+
+// checkUnsubscribeURL accepts "" and absolute http or https URLs made of
+// printable ASCII without spaces or angle brackets, so that "<" + u + ">"
+// is one safe header value that go-mail leaves unencoded.
+func checkUnsubscribeURL(u string) error {
+	if u == "" {
+		return nil
+	}
+	if len(u) > maxUnsubscribeURL {
+		return fmt.Errorf("%w: UnsubscribeURL longer than %d bytes", ErrBadMessage, maxUnsubscribeURL)
+	}
+	for i := 0; i < len(u); i++ {
+		if c := u[i]; c <= ' ' || c >= 0x7f || c == '<' || c == '>' {
+			return fmt.Errorf("%w: UnsubscribeURL holds %q at byte %d", ErrBadMessage, c, i)
+		}
+	}
+	p, err := url.Parse(u)
+	if err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" || p.Opaque != "" {
+		return fmt.Errorf("%w: UnsubscribeURL is not an absolute http or https URL", ErrBadMessage)
+	}
+	return nil
 }
 
 // isLanguageTag accepts "" and strings shaped like BCP 47 tags; the tag

@@ -24,6 +24,9 @@ type Message struct {
 	HTML    string
 	// Language is the template language the message was rendered in.
 	Language string
+	// UnsubscribeURL is the recipient's one-click unsubscribe URL (RFC
+	// 8058), absolute http or https; empty: the message has none.
+	UnsubscribeURL string
 }
 
 // MessageID returns the Message-ID header value, "<ID@domain>", with the
