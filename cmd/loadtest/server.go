@@ -266,7 +266,7 @@ type queueState struct {
 // directly (a second connection on a WAL database is safe), because the
 // server exposes no such count; it is the only coupling to the schema.
 func readQueue(ctx context.Context, db *sql.DB) (queueState, error) {
-	rows, err := db.QueryContext(ctx, `SELECT status, count(*) FROM invites GROUP BY status`)
+	rows, err := db.QueryContext(ctx, `SELECT status, count(*) FROM referral_invites GROUP BY status`)
 	if err != nil {
 		return queueState{}, fmt.Errorf("loadtest: reading the queue: %w", err)
 	}
