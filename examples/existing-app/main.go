@@ -39,7 +39,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	dbPath := fs.String("db", "teamboard.db", "the app's SQLite database")
 	baseURL := fs.String("base-url", "", "the app's public URL, for the links in emails (default http://ADDR)")
 	smtpURL := fs.String("smtp", "", "send mail to this server, smtp://[user:pass@]host[:port][?tls=starttls|tls|none] (default: write it into -maildir)")
-	maildirPath := fs.String("maildir", "mail", "Maildir folder for mail when -smtp is empty")
+	maildirPath := fs.String("maildir", "teamboard-mail", "Maildir folder for mail when -smtp is empty")
 	from := fs.String("from", "Teamboard <no-reply@teamboard.example>", "sender of the invite emails")
 	if err := fs.Parse(args); err != nil {
 		return err
