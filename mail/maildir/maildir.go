@@ -20,6 +20,10 @@ import (
 // Maildir writes messages into one Maildir folder. It is safe for
 // concurrent use, also by several processes sharing the folder.
 type Maildir struct {
+	// DKIM, when set, signs every message written (see mail.DKIM); default
+	// nil: messages are written unsigned. Set it before the first Send.
+	DKIM *mail.DKIM
+
 	dir  string
 	host string // sanitised for file names
 	pid  int
@@ -62,6 +66,11 @@ func (d *Maildir) Send(ctx context.Context, m mail.Message) error {
 	g, err := mail.Build(m)
 	if err != nil {
 		return fmt.Errorf("maildir: %w (%w)", err, mail.ErrPermanent)
+	}
+	if d.DKIM != nil {
+		if err := d.DKIM.SignMsg(g); err != nil {
+			return fmt.Errorf("maildir: %w", err)
+		}
 	}
 	name, err := d.uniqueName()
 	if err != nil {

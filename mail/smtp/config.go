@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/referralkit/referralkit/mail"
 )
 
 // TLSMode says how the connection to the server is secured.
@@ -82,6 +84,9 @@ type Config struct {
 	// flight; further Sends wait their turn (honouring their context).
 	// Default 4.
 	MaxConns int
+	// DKIM, when set, signs every message sent (see mail.DKIM); default
+	// nil: messages go out unsigned.
+	DKIM *mail.DKIM
 }
 
 // String returns the configuration as an smtp:// URL with the password
@@ -175,6 +180,9 @@ func (c Config) validate() error {
 		return errors.New("smtp: negative timeout")
 	case c.MaxConns < 0:
 		return errors.New("smtp: negative Config.MaxConns")
+	case c.DKIM != nil && c.DKIM.TXTRecord() == "":
+		// TXTRecord is empty exactly when the DKIM cannot sign.
+		return errors.New("smtp: Config.DKIM cannot sign (mail.NewDKIM says why)")
 	}
 	return nil
 }

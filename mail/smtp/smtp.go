@@ -106,6 +106,13 @@ func (m *Mailer) Send(ctx context.Context, msg mail.Message) error {
 	if err != nil {
 		return fmt.Errorf("%w (%w)", err, mail.ErrPermanent)
 	}
+	if m.cfg.DKIM != nil {
+		// Not permanent: a key New accepted fails only when its signer
+		// (an HSM, say) does, which may pass.
+		if err := m.cfg.DKIM.SignMsg(g); err != nil {
+			return fmt.Errorf("smtp: %w", err)
+		}
+	}
 	select {
 	case m.sem <- struct{}{}:
 	case <-ctx.Done():
