@@ -43,4 +43,33 @@
 // NAME.html has no NAME.txt beside it or the other way round, or when NAME
 // is not a language tag. An fs.FS that yields no language at all (the wrong
 // folder, say) is an error too.
+//
+// # Unsubscribe
+//
+// A [Message] with an UnsubscribeURL gets the RFC 8058 one-click headers
+// from [Build]:
+//
+//	List-Unsubscribe: <https://app.example.com/v1/unsubscribe/TOKEN>
+//	List-Unsubscribe-Post: List-Unsubscribe=One-Click
+//
+// The URL must be absolute http or https, printable ASCII without spaces
+// or angle brackets; anything else is refused with [ErrBadMessage].
+//
+// # DKIM
+//
+// [NewDKIM] reads the signing key (RSA of at least 2048 bits, or Ed25519;
+// PEM, PKCS #1 or PKCS #8) and names the domain and selector. Publish
+// [DKIM.TXTRecord] as a TXT record at [DKIM.TXTName], then give the DKIM to
+// the transport, which signs every message it delivers:
+//
+//	d, err := mail.NewDKIM("example.com", "invite2025", keyPEM)
+//	// publish d.TXTRecord() at d.TXTName(), "invite2025._domainkey.example.com"
+//	m, err := smtp.New(smtp.Config{Host: "mail.example.com", DKIM: d})
+//	// or: md, err := maildir.New(dir); md.DKIM = d
+//
+// Signatures use relaxed/relaxed canonicalization and sign From, To,
+// Subject, Date, Message-ID, MIME-Version, Content-Type, List-Unsubscribe
+// and List-Unsubscribe-Post (the last two even when absent, so that they
+// cannot be added). [DKIM.Sign] signs the bytes of a message for other
+// transports.
 package mail

@@ -1,6 +1,10 @@
 package mail_test
 
 import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"testing/fstest"
 
@@ -44,4 +48,29 @@ func ExampleNewTemplates() {
 	// Il tuo codice: K7M2Q9
 	// https://acme.example/signup?ref=K7M2Q9
 	// mail: template nl.txt: template: nl.txt:1:22: executing "subject" at <.Referrer>: can't evaluate field Referrer in type mail.Data
+}
+
+func ExampleNewDKIM() {
+	// A real host reads the PEM file it generated once, e.g. with
+	// "openssl genpkey -algorithm ed25519"; a fixed seed keeps this
+	// example's output stable.
+	key := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize))
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+
+	d, err := mail.NewDKIM("example.com", "invite2025", keyPEM)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	// Publish this TXT record, then pass d to smtp.Config.DKIM.
+	fmt.Println(d.TXTName())
+	fmt.Println(d.TXTRecord())
+	// Output:
+	// invite2025._domainkey.example.com
+	// v=DKIM1; k=ed25519; p=6kpsY+KcUgq+9VB7Ey7F+ZVHdq6+vnuSQh7qaRRG0iw=
 }

@@ -8,4 +8,8 @@
 // and a message reported written survives a crash. File names follow the
 // Maildir convention (seconds.M<µs>P<pid>Q<n>R<random>.<host>), unique
 // across processes and goroutines.
+//
+// DKIM: set the Maildir's DKIM field (made with mail.NewDKIM) before the
+// first Send, and every message is signed as the smtp transport signs it,
+// so that a developer can check the signature on what would have been sent.
 package maildir

@@ -16,6 +16,9 @@
 // built; everything else, including refused AUTH and failed TLS, is
 // transient so that the caller keeps the message and retries.
 //
+// DKIM: set Config.DKIM (made with mail.NewDKIM) and every message is
+// signed before it is sent; New refuses a DKIM that cannot sign.
+//
 // [Build] is the one way messages are built; the maildir transport uses it
 // too.
 package smtp
