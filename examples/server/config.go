@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/referralkit/referralkit/referral"
 )
 
 // duration returns a flag value that check has validated.
@@ -24,7 +26,11 @@ type config struct {
 	smtpURL     string
 	maildir     string
 	from        string
+	publicURL   string
 	signupURL   string
+	appName     string
+	templates   string
+	userIDs     string
 	delivery    string
 	tokenIssuer string
 	tokenKeys   string
@@ -48,9 +54,14 @@ func (c *config) options() []option {
 		{&c.addr, "addr", "REFERRAL_ADDR", "127.0.0.1:8080", "listen address"},
 		{&c.db, "db", "REFERRAL_DB", "referral.db", "SQLite file path, or a postgres:// URL"},
 		{&c.smtpURL, "smtp", "REFERRAL_SMTP_URL", "", "smtp://user:pass@host:port?tls=starttls|tls|none; empty: write to -maildir"},
-		{&c.maildir, "maildir", "REFERRAL_MAILDIR", "mail", "Maildir folder used when -smtp is empty"},
+		// Not "mail": run from a checkout, that is the mail package's folder.
+		{&c.maildir, "maildir", "REFERRAL_MAILDIR", "referral-mail", "Maildir folder used when -smtp is empty"},
 		{&c.from, "from", "REFERRAL_FROM", "Referrals <no-reply@localhost>", "sender address"},
-		{&c.signupURL, "signup-url", "REFERRAL_SIGNUP_URL", "http://localhost:8080/signup?ref={code}", "sign-up link template"},
+		{&c.publicURL, "public-url", "REFERRAL_PUBLIC_URL", "http://localhost:8080", "this server's base URL as recipients reach it"},
+		{&c.signupURL, "signup-url", "REFERRAL_SIGNUP_URL", "", "sign-up link template with {code} (default {public-url}/signup?ref={code}, this server's landing page)"},
+		{&c.appName, "app-name", "REFERRAL_APP_NAME", "", "product name in the emails (default: -from's display name)"},
+		{&c.templates, "templates", "REFERRAL_TEMPLATES", "", "folder of email templates (NAME.txt and NAME.html) adding to or replacing the bundled ones"},
+		{&c.userIDs, "user-ids", "REFERRAL_USER_IDS", "uuid", "user ids: uuid, or opaque (1-128 of A-Z a-z 0-9 . _ : @ -)"},
 		{&c.delivery, "delivery", "REFERRAL_DELIVERY", "inline", "inline or queued (the delivery worker runs in-process either way: inline, it sends what a crash cut off)"},
 		{&c.tokenIssuer, "token-issuer", "REFERRAL_TOKEN_ISSUER", "", "expected iss of access tokens (default " + devIssuer + " with the dev key)"},
 		{&c.tokenKeys, "token-keys", "REFERRAL_TOKEN_KEYS", "", "file with the issuer's public keys (PEM or JWKS); empty: the local development key"},
@@ -62,16 +73,18 @@ func (c *config) options() []option {
 
 // newFlagSet returns a flag set for name with the options named (all if
 // none), each defaulting to its environment variable when that is set.
+// The options not named take their environment variable or default.
 func (c *config) newFlagSet(name string, getenv func(string) string, stderr io.Writer, only ...string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	for _, o := range c.options() {
-		if len(only) > 0 && !contains(only, o.flag) {
-			continue
-		}
 		def := o.value
 		if v := getenv(o.env); v != "" {
 			def = v
+		}
+		if len(only) > 0 && !contains(only, o.flag) {
+			*o.dst = def
+			continue
 		}
 		fs.StringVar(o.dst, o.flag, def, o.usage+" (env "+o.env+")")
 	}
@@ -111,7 +124,37 @@ func (c *config) check() error {
 			return fmt.Errorf("-cors-origins: %q is not an origin like https://app.example.com", o)
 		}
 	}
+	return c.checkHandler()
+}
+
+// checkHandler checks what the handler is built from, for the server and
+// the subcommands that build one, and derives the sign-up link from
+// -public-url when -signup-url is not given.
+func (c *config) checkHandler() error {
+	if _, err := c.ids(); err != nil {
+		return err
+	}
+	u, err := url.Parse(c.publicURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+		u.RawQuery != "" || u.ForceQuery || strings.Contains(c.publicURL, "#") {
+		return fmt.Errorf("-public-url must be an absolute http(s) URL without query or fragment, like https://referrals.example.com, not %q", c.publicURL)
+	}
+	c.publicURL = strings.TrimRight(c.publicURL, "/")
+	if c.signupURL == "" {
+		c.signupURL = c.publicURL + signupPath + "?ref={code}"
+	}
 	return nil
+}
+
+// ids is the rule -user-ids names.
+func (c *config) ids() (referral.IDs, error) {
+	switch c.userIDs {
+	case "uuid":
+		return referral.UUIDs, nil
+	case "opaque":
+		return referral.OpaqueIDs, nil
+	}
+	return 0, fmt.Errorf("-user-ids must be uuid or opaque, not %q", c.userIDs)
 }
 
 func (c *config) origins() []string {

@@ -36,7 +36,7 @@ func newTestHandler(t *testing.T) *referral.Handler {
 // an access token and a JSON body, and the request that follows.
 func TestCORSPreflight(t *testing.T) {
 	t.Parallel()
-	h := routes(newTestHandler(t), nil, okStore{}, []string{"https://app.example.com"})
+	h := routes(newTestHandler(t), nil, okStore{}, []string{"https://app.example.com"}, discard)
 
 	tests := []struct {
 		name, origin, headers string

@@ -91,16 +91,24 @@ func devVerifyKey(k *ecdsa.PrivateKey) auth.VerifyKey {
 	return auth.VerifyKey{ID: devKeyID(k), Key: &k.PublicKey}
 }
 
-// signDevToken makes an access token for user in app, as an issuer would.
-func signDevToken(k *ecdsa.PrivateKey, issuer, app, user string, ttl time.Duration, now time.Time) (string, error) {
-	tok := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.RegisteredClaims{
+// devClaims are an access token's claims: the registered ones and OIDC's
+// name, when given.
+type devClaims struct {
+	jwt.RegisteredClaims
+	Name string `json:"name,omitempty"`
+}
+
+// signDevToken makes an access token for user in app, as an issuer would;
+// name, if not empty, is its name claim.
+func signDevToken(k *ecdsa.PrivateKey, issuer, app, user, name string, ttl time.Duration, now time.Time) (string, error) {
+	tok := jwt.NewWithClaims(jwt.SigningMethodES256, devClaims{jwt.RegisteredClaims{
 		Issuer:    issuer,
 		Subject:   user,
 		Audience:  jwt.ClaimStrings{app},
 		IssuedAt:  jwt.NewNumericDate(now),
 		NotBefore: jwt.NewNumericDate(now),
 		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
-	})
+	}, name})
 	tok.Header["kid"] = devKeyID(k)
 	return tok.SignedString(k)
 }

@@ -1,12 +1,17 @@
 // Command server runs the referral-invites route on its own: the same
 // handler a host app mounts, configured by flags with environment
 // fallbacks. With no flags it keeps its SQLite database (referral.db) and a
-// Maildir folder (mail/) in the working folder, so on a fresh machine
+// Maildir folder (referral-mail/) in the working folder, so on a fresh
+// machine
 //
 //	go run ./examples/server                 # serve on 127.0.0.1:8080
 //	go run ./examples/server keys create     # an app and a write key
 //
-// are all it takes. Run it with -h for the flags.
+// are all it takes. Run it with -h for the flags. The invite emails link
+// to a landing page the server serves (GET /signup?ref=CODE), which shows
+// the code, whether it is valid, and what a host app would do with it;
+// -public-url is the server's base URL as recipients reach it, and
+// -signup-url links to a host's own page instead.
 //
 // Subcommands (all take -db):
 //
@@ -14,11 +19,16 @@
 //	keys revoke -app UUID [-key PREFIX]
 //	keys list -app UUID
 //	apps disable|enable -app UUID
-//	token -app UUID -user UUID [-ttl 1h]
+//	token -app UUID -user ID [-name NAME] [-ttl 1h]
+//	codes show -user ID [-app UUID]
 //
 // token signs a development access token with a key kept next to the
 // database (referral-dev-key.pem); the server trusts that key only when
-// -token-keys is empty, and says so when it starts. apps disable refuses
-// an app's keys and tokens alike (403) until apps enable; keys revoke
-// leaves its tokens working.
+// -token-keys is empty, and says so when it starts. Its -name is the
+// token's name claim, which the emails show as the referrer ("Alice via
+// Acme", with -app-name Acme). apps disable refuses an app's keys and
+// tokens alike (403) until apps enable; keys revoke leaves its tokens
+// working. codes show prints a user's referral code and share link, making
+// the code if there is none. token and codes show take -user-ids: with
+// opaque, user ids are a host's own (such as 42), not UUIDs.
 package main

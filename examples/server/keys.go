@@ -86,14 +86,15 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 	return nil
 }
 
-// runToken runs "token -app UUID -user UUID [-ttl 1h]".
+// runToken runs "token -app UUID -user ID [-name NAME] [-ttl 1h]".
 func runToken(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var c config
-	fs := c.newFlagSet("token", getenv, stderr, "db", "token-issuer")
-	var app, user string
+	fs := c.newFlagSet("token", getenv, stderr, "db", "token-issuer", "user-ids")
+	var app, user, name string
 	var ttl time.Duration
 	fs.StringVar(&app, "app", "", "client id (UUID) of the app: the token's aud (required)")
-	fs.StringVar(&user, "user", "", "user id (UUID): the token's sub (required)")
+	fs.StringVar(&user, "user", "", "user id (a UUID, or any id with -user-ids opaque): the token's sub (required)")
+	fs.StringVar(&name, "name", "", "the user's display name: the token's name claim, which the emails show as the referrer")
 	fs.DurationVar(&ttl, "ttl", time.Hour, "how long the token is valid")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -101,12 +102,21 @@ func runToken(ctx context.Context, args []string, getenv func(string) string, st
 	if app == "" || user == "" {
 		return errors.New("token needs -app and -user")
 	}
-	for name, v := range map[string]*string{"-app": &app, "-user": &user} {
-		id, ok := referral.CanonicalUUID(*v)
-		if !ok {
-			return fmt.Errorf("token %s must be a UUID", name)
+	ids, err := c.ids()
+	if err != nil {
+		return err
+	}
+	id, ok := referral.CanonicalUUID(app)
+	if !ok {
+		return errors.New("token -app must be a UUID")
+	}
+	app = id
+	// Opaque ids are checked by the server, which refuses a path whose id
+	// breaks the rule; a UUID is made canonical, as the server keeps it.
+	if ids == referral.UUIDs {
+		if user, ok = referral.CanonicalUUID(user); !ok {
+			return errors.New("token -user must be a UUID (or set -user-ids opaque)")
 		}
-		*v = id
 	}
 	if ttl <= 0 {
 		return errors.New("-ttl must be positive")
@@ -119,7 +129,7 @@ func runToken(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	tok, err := signDevToken(k, issuer, app, user, ttl, time.Now())
+	tok, err := signDevToken(k, issuer, app, user, name, ttl, time.Now())
 	if err != nil {
 		return err
 	}

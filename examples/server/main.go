@@ -29,6 +29,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = runApps(ctx, args[1:], getenv, stdout, stderr)
 	case len(args) > 0 && args[0] == "token":
 		err = runToken(ctx, args[1:], getenv, stdout, stderr)
+	case len(args) > 0 && args[0] == "codes":
+		err = runCodes(ctx, args[1:], getenv, stdout, stderr)
 	default:
 		err = serve(ctx, args, getenv, stderr)
 	}

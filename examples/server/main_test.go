@@ -126,12 +126,13 @@ func createKey(t *testing.T, bin, dir string, args ...string) credentials {
 	return c
 }
 
-// waitForMail waits for n messages in the Maildir and returns them parsed.
+// waitForMail waits for n messages in dir's Maildir (referral-mail, the
+// default) and returns them parsed.
 func waitForMail(t *testing.T, dir string, n int) []*netmail.Message {
 	t.Helper()
 	var files []string
 	require.Eventually(t, func() bool {
-		files, _ = filepath.Glob(filepath.Join(dir, "mail", "new", "*"))
+		files, _ = filepath.Glob(filepath.Join(dir, "referral-mail", "new", "*"))
 		return len(files) >= n
 	}, 20*time.Second, 20*time.Millisecond, "waiting for %d messages", n)
 	var msgs []*netmail.Message
@@ -153,7 +154,7 @@ func TestNewcomerTour(t *testing.T) {
 	bin := buildServer(t)
 	s := startServer(t, bin)
 	assert.Contains(t, s.startup, "next: create an API key with: go run ./examples/server keys create")
-	assert.Contains(t, s.startup, filepath.Join(s.dir, "mail", "new"))
+	assert.Contains(t, s.startup, filepath.Join(s.dir, "referral-mail", "new"))
 	assert.Contains(t, s.startup, filepath.Join(s.dir, "referral.db"))
 	assert.Contains(t, s.startup, "DEVELOPMENT key")
 
@@ -294,6 +295,14 @@ func TestMisconfigurationStopsWithOneLine(t *testing.T) {
 		{"unknown command", []string{"serve"}, "unknown command"},
 		{"bad send timeout", []string{"-send-timeout", "soon"}, "-send-timeout"},
 		{"negative backoff", []string{"-retry-backoff", "-1s"}, "-retry-backoff"},
+		{"unknown user ids", []string{"-user-ids", "int"}, `-user-ids must be uuid or opaque, not "int"`},
+		{"public url without scheme", []string{"-public-url", "localhost:8080"}, "-public-url must be an absolute http(s) URL"},
+		{"public url with query", []string{"-public-url", "https://r.example.com/?x=1"}, "-public-url"},
+		{"public url with fragment", []string{"-public-url", "https://r.example.com/#top"}, "-public-url"},
+		{"public url not http", []string{"-public-url", "ftp://r.example.com"}, "-public-url"},
+		{"missing templates folder", []string{"-templates", filepath.Join(dir, "none")}, "-templates"},
+		{"broken template", []string{"-templates", brokenTemplates(t)}, "en.txt"},
+		{"product name that is a link", []string{"-app-name", "https://evil.example"}, "ProductName"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -319,9 +328,31 @@ func TestEnvironmentFallbacks(t *testing.T) {
 	assert.Equal(t, "queued", c.delivery, "env when no flag")
 	assert.Equal(t, "127.0.0.1:7777", c.addr, "the flag wins over env")
 	assert.Equal(t, "referral.db", c.db, "default when neither")
-	assert.Equal(t, "mail", c.maildir)
+	assert.Equal(t, "referral-mail", c.maildir, "not mail: in a checkout, that is the mail package")
 	assert.Equal(t, "Referrals <no-reply@localhost>", c.from)
-	assert.Equal(t, "http://localhost:8080/signup?ref={code}", c.signupURL)
+	assert.Equal(t, "uuid", c.userIDs)
+	assert.Empty(t, c.appName, "the library's default product name")
+	require.NoError(t, c.check())
+	assert.Equal(t, "http://localhost:8080", c.publicURL)
+	assert.Equal(t, "http://localhost:8080/signup?ref={code}", c.signupURL, "the landing page")
+
+	env = map[string]string{"REFERRAL_PUBLIC_URL": "https://referrals.example.com/base/", "REFERRAL_USER_IDS": "opaque", "REFERRAL_APP_NAME": "Acme"}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "https://referrals.example.com/base/signup?ref={code}"},
+		{[]string{"-signup-url", "https://app.example.com/join?r={code}"}, "https://app.example.com/join?r={code}"},
+	} {
+		var c config
+		fs := c.newFlagSet("server", func(k string) string { return env[k] }, io.Discard)
+		require.NoError(t, fs.Parse(tt.args))
+		require.NoError(t, c.check())
+		assert.Equal(t, "https://referrals.example.com/base", c.publicURL, "trailing slash trimmed")
+		assert.Equal(t, tt.want, c.signupURL)
+		assert.Equal(t, "opaque", c.userIDs)
+		assert.Equal(t, "Acme", c.appName)
+	}
 }
 
 func TestKeysCommands(t *testing.T) {
@@ -416,6 +447,14 @@ func TestDurationFlagsOutOfRange(t *testing.T) {
 			}
 		}
 	}
+}
+
+// brokenTemplates is a templates folder whose en.txt does not parse.
+func brokenTemplates(t *testing.T) string {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "en.txt"), []byte(`{{define "subject"}}{{if}}{{end}}`), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "en.html"), []byte(`<p>{{.Link}}</p>`), 0o644))
+	return dir
 }
 
 // runOK runs the program with args and env, requires exit 0 and returns

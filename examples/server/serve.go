@@ -20,6 +20,7 @@ import (
 	"github.com/rs/cors"
 
 	"github.com/referralkit/referralkit/auth"
+	"github.com/referralkit/referralkit/mail"
 	"github.com/referralkit/referralkit/mail/maildir"
 	"github.com/referralkit/referralkit/mail/smtp"
 	"github.com/referralkit/referralkit/referral"
@@ -39,8 +40,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
   server keys revoke -app UUID [-key PREFIX]
   server keys list -app UUID
   server apps disable|enable -app UUID                refuse (403) or accept an app's keys and tokens again
-  server token -app UUID -user UUID [-ttl 1h]         a development access token
-All of them take -db. Flags of the server:
+  server token -app UUID -user ID [-name N] [-ttl 1h] a development access token
+  server codes show -user ID [-app UUID]              a user's referral code and share link
+All of them take -db; token and codes take -user-ids. Flags of the server:
 `)
 		fs.PrintDefaults()
 	}
@@ -48,7 +50,7 @@ All of them take -db. Flags of the server:
 		return err
 	}
 	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unknown command %q: use keys, apps, token or no command to serve", fs.Arg(0))}
+		return usageError{fmt.Errorf("unknown command %q: use keys, apps, token, codes or no command to serve", fs.Arg(0))}
 	}
 	if err := c.check(); err != nil {
 		return usageError{err}
@@ -71,23 +73,8 @@ All of them take -db. Flags of the server:
 	if err != nil {
 		return usageError{err}
 	}
-	delivery := referral.Inline
-	if c.delivery == "queued" {
-		delivery = referral.Queued
-	}
 	apiKeys := auth.NewAPIKeys(store)
-	h, err := referral.New(referral.Config{
-		Auth:         auth.Either(apiKeys, tokens),
-		Store:        store,
-		Redemptions:  store,
-		Mailer:       mailer,
-		From:         c.from,
-		SignupURL:    c.signupURL,
-		Delivery:     delivery,
-		SendTimeout:  duration(c.sendTimeout),
-		RetryBackoff: duration(c.retryBackoff),
-		Logger:       log,
-	})
+	h, err := newHandler(&c, store, auth.Either(apiKeys, tokens), mailer, log)
 	if err != nil {
 		return usageError{err}
 	}
@@ -97,7 +84,7 @@ All of them take -db. Flags of the server:
 		return usageError{fmt.Errorf("-addr: %w", err)}
 	}
 	srv := &http.Server{
-		Handler:           routes(h, apiKeys, store, c.origins()),
+		Handler:           routes(h, apiKeys, store, c.origins(), log),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		// Inline delivery may take up to the send timeout.
@@ -113,6 +100,7 @@ All of them take -db. Flags of the server:
 	}
 	log.Info("database", "db", redactURL(dbWhere))
 	log.Info("mail", "to", where)
+	log.Info("sign-up links", "link", c.signupURL)
 	log.Info(tokenNote)
 	log.Info("next: create an API key with: " + keysCreateCommand(&c))
 	log.Info("referral server listening", "addr", "http://"+ln.Addr().String(), "route", "POST "+referral.Pattern, "delivery", c.delivery)
@@ -143,14 +131,55 @@ All of them take -db. Flags of the server:
 	return err
 }
 
+// newHandler builds the referral handler from a checked c: the server and
+// "codes show" share it, so that a code's link is the same in both.
+func newHandler(c *config, store backend, a referral.Authenticator, m referral.Mailer, log *slog.Logger) (*referral.Handler, error) {
+	ids, err := c.ids()
+	if err != nil {
+		return nil, err
+	}
+	var tmpl *mail.Templates
+	if c.templates != "" {
+		if _, err := os.Stat(c.templates); err != nil {
+			return nil, fmt.Errorf("-templates: %w", err)
+		}
+		if tmpl, err = mail.NewTemplates(os.DirFS(c.templates)); err != nil {
+			return nil, fmt.Errorf("-templates %s: %w", c.templates, err)
+		}
+	}
+	delivery := referral.Inline
+	if c.delivery == "queued" {
+		delivery = referral.Queued
+	}
+	return referral.New(referral.Config{
+		Auth:        a,
+		Store:       store,
+		Redemptions: store,
+		Mailer:      m,
+		From:        c.from,
+		SignupURL:   c.signupURL,
+		Templates:   tmpl,
+		ProductName: c.appName,
+		// The referrer's name is the access token's name claim, if any.
+		FromReferrer: true,
+		UserIDs:      ids,
+		Delivery:     delivery,
+		SendTimeout:  duration(c.sendTimeout),
+		RetryBackoff: duration(c.retryBackoff),
+		Logger:       log,
+	})
+}
+
 // routes is the server's mux: the invite route, the referral-code routes
 // (redemptions take API keys only: they are the host's server-side call),
-// /healthz (200 while the store can write), and CORS for the origins given.
-func routes(h *referral.Handler, apiKeys referral.Authenticator, store backend, origins []string) http.Handler {
+// the sign-up landing page, /healthz (200 while the store can write), and
+// CORS for the origins given.
+func routes(h *referral.Handler, apiKeys referral.Authenticator, store backend, origins []string, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(referral.Pattern, h)
 	mux.Handle(referral.CodePattern, h.CodeLookup())
 	mux.Handle(referral.RedemptionPattern, h.Redemptions(apiKeys))
+	mux.Handle("GET "+signupPath, signupPage(h, log))
 	health := &writeCheck{check: store.CheckWrite}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+
+	"github.com/referralkit/referralkit/auth"
+	"github.com/referralkit/referralkit/mail"
+	"github.com/referralkit/referralkit/referral"
+)
+
+// runCodes runs "codes show -user ID [-app UUID]": the user's referral code
+// and share link, the code made if the user has none. It reads the code
+// from the database rather than from an email, whose quoted-printable body
+// shows the link as ref=3D...
+func runCodes(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "show" {
+		return errors.New("usage: codes show -user ID [-app UUID]")
+	}
+	var c config
+	fs := c.newFlagSet("codes show", getenv, stderr, "db", "user-ids", "public-url", "signup-url")
+	var app, user string
+	fs.StringVar(&app, "app", "", "client id (UUID) of the app whose invites carry the code; empty: a host with one app")
+	fs.StringVar(&user, "user", "", "user id, as the routes take it (required)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if user == "" {
+		return errors.New("codes show needs -user")
+	}
+	if err := c.checkHandler(); err != nil {
+		return err
+	}
+	if app != "" {
+		id, ok := referral.CanonicalUUID(app)
+		if !ok {
+			return errors.New("codes show -app must be a UUID")
+		}
+		app = id
+	}
+	store, err := openBackend(ctx, &c)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if app != "" {
+		if _, err := store.LookupApp(ctx, app); errors.Is(err, auth.ErrAppNotFound) {
+			return fmt.Errorf("codes show: no app %s (make one with keys create)", app)
+		} else if err != nil {
+			return err
+		}
+	}
+	// The handler only reads and makes codes here: nobody is let in and
+	// nothing is sent.
+	h, err := newHandler(&c, store, referral.AuthenticatorFunc(func(*http.Request, string) (referral.Principal, error) {
+		return referral.Principal{}, referral.ErrUnauthenticated
+	}), noMail{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	code, err := h.Code(ctx, app, user)
+	if err != nil {
+		return err
+	}
+	link, err := h.ShareLink(ctx, app, user)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "code: %s\nlink: %s\n", code, link)
+	return nil
+}
+
+// noMail is the Mailer of a handler that never sends.
+type noMail struct{}
+
+func (noMail) Send(context.Context, mail.Message) error {
+	return errors.New("codes show sends no mail")
+}
