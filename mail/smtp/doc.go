@@ -19,6 +19,6 @@
 // DKIM: set Config.DKIM (made with mail.NewDKIM) and every message is
 // signed before it is sent; New refuses a DKIM that cannot sign.
 //
-// [Build] is the one way messages are built; the maildir transport uses it
+// [mail.Build] is the one way messages are built; the maildir transport uses it
 // too.
 package smtp
