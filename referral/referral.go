@@ -101,6 +101,10 @@ const (
 	StatusPending Status = "pending"
 	StatusSent    Status = "sent"
 	StatusFailed  Status = "failed"
+	// StatusSuppressed: accepted (the referrer got the usual 201) but never
+	// sent, because the address is suppressed or had its share of invites
+	// (see Limits.MaxPerRecipient). LastError says which.
+	StatusSuppressed Status = "suppressed"
 )
 
 // Invite is one accepted request to invite an address.
@@ -110,8 +114,12 @@ type Invite struct {
 	ReferrerID string // the userId of the path
 	Email      string // the address, domain lower-cased and in ASCII form
 	EmailKey   string // the case-folded address, for duplicate checks
-	Language   string // the template language used, e.g. "de"
-	Code       string // the referrer's referral code
+	// AddressHash is the keyed hash of EmailKey (hex), which suppression
+	// and the recipient limit match on, and which stays when retention
+	// erases Email and EmailKey.
+	AddressHash string
+	Language    string // the template language used, e.g. "de"
+	Code        string // the referrer's referral code
 	// ReferrerName is the referrer's display name for the email, one line
 	// of at most 100 bytes (see Config.ReferrerName); empty when unknown.
 	ReferrerName string
@@ -141,6 +149,11 @@ type Limits struct {
 	Cooldown time.Duration
 	// IdempotencyTTL is how long an Idempotency-Key is remembered.
 	IdempotencyTTL time.Duration
+	// MaxPerRecipient invites of one address (by AddressHash, across the
+	// app's referrers) within RecipientWindow are sent; more are recorded
+	// suppressed.
+	MaxPerRecipient int
+	RecipientWindow time.Duration
 }
 
 // Delivery is the outcome of one delivery attempt, written by
@@ -195,11 +208,22 @@ type CodeStore interface {
 	//     within lim.Window, failed ones included: a *LimitError.
 	//  3. If the referrer invited inv.EmailKey within lim.Cooldown and that
 	//     invite has not failed: a *LimitError with Cooldown set.
+	//  4. If inv.AddressHash is set and the app suppresses it (see
+	//     RecipientStore.Suppress), or lim.MaxPerRecipient > 0 and the app
+	//     has lim.MaxPerRecipient invites with that AddressHash, of any
+	//     referrer, created within lim.RecipientWindow and pending or sent:
+	//     inv is stored with Status StatusSuppressed, LeaseUntil zero and
+	//     LastError the suppression's reason (or ReasonRecipientLimit), and
+	//     returned so with replayed=false. Suppressed invites count for the
+	//     checks of steps 2 and 3 like any other (the referrer must not tell
+	//     them apart), not for this one.
 	// Every window is exclusive at its start: an invite created exactly
-	// lim.Window (Cooldown, IdempotencyTTL) before inv.CreatedAt no longer
-	// counts, so RetryAfter is exact. Otherwise inv is stored as given and
-	// returned with replayed=false.
-	// Concurrent calls never let more invites through than a check allows.
+	// lim.Window (Cooldown, IdempotencyTTL, RecipientWindow) before
+	// inv.CreatedAt no longer counts, so RetryAfter is exact. Otherwise inv
+	// is stored as given and returned with replayed=false.
+	// Concurrent calls never let more invites through than a check allows,
+	// also across processes: two never both send the last invite an address
+	// may get.
 	RecordInvite(ctx context.Context, inv Invite, lim Limits) (stored Invite, replayed bool, err error)
 
 	// UpdateDelivery records the outcome of an attempt on invite id. It is
