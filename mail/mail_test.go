@@ -124,6 +124,13 @@ func TestLinkTemplate(t *testing.T) {
 		_, err := mail.ParseLinkTemplate(bad)
 		assert.Error(t, err, bad)
 	}
+	u, err := mail.ParseUnsubscribeTemplate("https://app.example.com/v1/unsubscribe/{token}")
+	require.NoError(t, err)
+	assert.Equal(t, "https://app.example.com/v1/unsubscribe/a-b_c", u.Link("a-b_c"))
+	for _, bad := range []string{"https://app.example.com/u/{code}", "https://x.example/{token}{token}", "/u/{token}"} {
+		_, err := mail.ParseUnsubscribeTemplate(bad)
+		assert.Error(t, err, bad)
+	}
 }
 
 func TestMessageID(t *testing.T) {
