@@ -11,6 +11,13 @@ import (
 // callers test with errors.Is.
 var ErrPermanent = errors.New("mail: permanent failure")
 
+// ErrRecipientRefused marks a permanent refusal of the recipient or of the
+// message sent to it (an SMTP 5xx reply to RCPT or to the data): the
+// address should not be mailed again. Errors that match it match
+// ErrPermanent too; a 5xx to MAIL (the sender) or a message the transport
+// could not build is permanent but says nothing about the recipient.
+var ErrRecipientRefused = errors.New("mail: recipient refused")
+
 // Message is one rendered invite email.
 type Message struct {
 	// ID is the invite's id; transports derive the Message-ID from it so

@@ -25,7 +25,8 @@ import (
 // use.
 //
 // Errors: a 5xx reply to MAIL, RCPT or DATA wraps mail.ErrPermanent, and so
-// does a message Build refuses. Everything else is transient: 4xx replies,
+// does a message Build refuses; a 5xx to RCPT or DATA also wraps
+// mail.ErrRecipientRefused. Everything else is transient: 4xx replies,
 // timeouts, refused or dropped connections, and also failures while setting
 // up a connection even when the server answers 5xx (a failed TLS handshake,
 // AUTH refused with 535, no STARTTLS offered). Those concern the server or
@@ -149,6 +150,10 @@ func (m *Mailer) Send(ctx context.Context, msg mail.Message) error {
 	}
 	var se *gomail.SendError
 	if errors.As(err, &se) && se.ErrorCode() >= 500 && se.ErrorCode() < 600 {
+		switch se.Reason {
+		case gomail.ErrSMTPRcptTo, gomail.ErrSMTPData, gomail.ErrSMTPDataClose:
+			return fmt.Errorf("smtp: %w (%w, %w)", err, mail.ErrRecipientRefused, mail.ErrPermanent)
+		}
 		return fmt.Errorf("smtp: %w (%w)", err, mail.ErrPermanent)
 	}
 	return fmt.Errorf("smtp: %w", err)

@@ -306,13 +306,14 @@ func TestReplyCodes(t *testing.T) {
 		name          string
 		fault         smtptest.Fault
 		wantPermanent bool
+		wantRefused   bool // the recipient's refusal, not the sender's
 	}{
-		{"451 to MAIL", smtptest.Fault{At: smtptest.AtMail, Code: 451, Times: 1}, false},
-		{"452 to RCPT", smtptest.Fault{At: smtptest.AtRcpt, Code: 452, Times: 1}, false},
-		{"451 after DATA", smtptest.Fault{At: smtptest.AtData, Code: 451, Times: 1}, false},
-		{"550 to MAIL", smtptest.Fault{At: smtptest.AtMail, Code: 550, Times: 1}, true},
-		{"550 to RCPT", smtptest.Fault{At: smtptest.AtRcpt, Code: 550, Times: 1}, true},
-		{"554 after DATA", smtptest.Fault{At: smtptest.AtData, Code: 554, Times: 1}, true},
+		{"451 to MAIL", smtptest.Fault{At: smtptest.AtMail, Code: 451, Times: 1}, false, false},
+		{"452 to RCPT", smtptest.Fault{At: smtptest.AtRcpt, Code: 452, Times: 1}, false, false},
+		{"451 after DATA", smtptest.Fault{At: smtptest.AtData, Code: 451, Times: 1}, false, false},
+		{"550 to MAIL", smtptest.Fault{At: smtptest.AtMail, Code: 550, Times: 1}, true, false},
+		{"550 to RCPT", smtptest.Fault{At: smtptest.AtRcpt, Code: 550, Times: 1}, true, true},
+		{"554 after DATA", smtptest.Fault{At: smtptest.AtData, Code: 554, Times: 1}, true, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -323,6 +324,7 @@ func TestReplyCodes(t *testing.T) {
 			err := m.Send(context.Background(), message("refused", "Einladung"))
 			require.Error(t, err)
 			assert.Equal(t, tt.wantPermanent, errors.Is(err, rkmail.ErrPermanent), "error: %v", err)
+			assert.Equal(t, tt.wantRefused, errors.Is(err, rkmail.ErrRecipientRefused), "error: %v", err)
 			assert.Empty(t, srv.Messages())
 
 			// The fault was for one message: the next goes through.
