@@ -6,8 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"mime"
-	"mime/quotedprintable"
 	"net/http"
 	netmail "net/mail"
 	"os"
@@ -147,91 +145,130 @@ func waitForMail(t *testing.T, dir string, n int) []*netmail.Message {
 }
 
 // TestNewcomerTour is the README's five-minute tour, as CI runs it: build
-// the server, start it in an empty folder, create a key, send an invite
-// with curl, with fetch and with an access token, and find the messages.
+// the server, start it in an empty folder as the README does, create a
+// key, run the README's blocks (curl, fetch, an access token, codes show,
+// redemption, then a restart with a host's own ids and templates) and find
+// the messages.
 func TestNewcomerTour(t *testing.T) {
 	t.Parallel()
 	bin := buildServer(t)
-	s := startServer(t, bin)
+	s := startServer(t, bin, serverArgs(t, readmeBlock(t, "start"))...)
 	assert.Contains(t, s.startup, "next: create an API key with: go run ./examples/server keys create")
 	assert.Contains(t, s.startup, filepath.Join(s.dir, "referral-mail", "new"))
 	assert.Contains(t, s.startup, filepath.Join(s.dir, "referral.db"))
 	assert.Contains(t, s.startup, "DEVELOPMENT key")
+	assert.Contains(t, s.startup, "http://localhost:8080/signup?ref={code}")
 
 	creds := createKey(t, bin, s.dir)
 	assert.Equal(t, "write", creds.Type)
+	tour := tourShell{bin: bin, dir: s.dir, url: s.url, env: []string{"CLIENT_ID=" + creds.ClientID, "API_KEY=" + creds.APIKey}}
 
 	sent := 0
-	for _, block := range []string{"curl", "fetch"} {
-		t.Run(block, func(t *testing.T) {
-			script := readmeBlock(t, block)
-			script = strings.ReplaceAll(script, "http://127.0.0.1:8080", s.url)
-			var cmd *exec.Cmd
-			if block == "curl" {
-				cmd = exec.Command("bash", "-c", "set -e\n"+script)
-			} else {
-				node, err := exec.LookPath("node")
-				if err != nil {
-					t.Skip("node is not installed: the README's fetch snippet is not run")
-				}
-				cmd = exec.Command(node, "--input-type=module", "-e", script)
-			}
-			cmd.Env = append(cleanEnv(), "CLIENT_ID="+creds.ClientID, "API_KEY="+creds.APIKey)
-			out, err := cmd.CombinedOutput()
-			require.NoError(t, err, "%s", out)
-			assert.Contains(t, string(out), `"success":true`)
-			sent++
-		})
-	}
-
+	assert.Contains(t, tour.run(t, readmeBlock(t, "curl")), `"success":true`)
+	sent++
+	t.Run("fetch", func(t *testing.T) {
+		node, err := exec.LookPath("node")
+		if err != nil {
+			t.Skip("node is not installed: the README's fetch snippet is not run")
+		}
+		cmd := exec.Command(node, "--input-type=module", "-e", strings.ReplaceAll(readmeBlock(t, "fetch"), "http://127.0.0.1:8080", s.url))
+		cmd.Env = append(cleanEnv(), tour.env...)
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		assert.Contains(t, string(out), `"success":true`)
+		sent++
+	})
 	// An access token from the token command, as a browser would send it.
-	cmd := exec.Command(bin, "token", "-app", creds.ClientID, "-user", tourUser)
-	cmd.Dir = s.dir
-	tok, err := cmd.Output()
-	require.NoError(t, err)
-	req, _ := http.NewRequest(http.MethodPost, s.url+"/v1/users/"+tourUser+"/referral-invites",
-		strings.NewReader(`{"email":"token-friend@example.com","language":"JP"}`))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
-	assert.Equal(t, http.StatusCreated, resp.StatusCode)
+	assert.Contains(t, tour.run(t, readmeBlock(t, "token")), `"success":true`)
 	sent++
 
-	resp, err = http.Get(s.url + "/healthz")
+	resp, err := http.Get(s.url + "/healthz")
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 
-	msgs := waitForMail(t, s.dir, sent)
-	subjects, bodies := map[string]string{}, map[string]string{}
-	dec := new(mime.WordDecoder)
-	for _, m := range msgs {
-		subject, err := dec.DecodeHeader(m.Header.Get("Subject"))
-		require.NoError(t, err)
-		subjects[m.Header.Get("To")] = subject
-		body, err := io.ReadAll(quotedprintable.NewReader(m.Body))
-		require.NoError(t, err)
-		bodies[m.Header.Get("To")] = string(body)
+	mails := map[string]mailParts{}
+	for _, m := range waitForMail(t, s.dir, sent) {
 		assert.NotEmpty(t, m.Header.Get("Message-Id"))
+		mails[m.Header.Get("To")] = decode(t, m)
 	}
-	assert.Equal(t, "Referralsへの招待が届いています", subjects["<token-friend@example.com>"])
+	assert.Equal(t, "Deine Einladung zu Acme", mails["<friend@example.com>"].subject)
+	assert.Equal(t, "AliceさんからAcmeへの招待が届いています", mails["<friend3@example.com>"].subject)
+	assert.Equal(t, "Alice via Acme", mails["<friend3@example.com>"].from.Name)
 
-	// The friend signs up: the README's redemption block, with the code
-	// from the email.
-	code := regexp.MustCompile(`ref=([0-9A-Z]{10})`).FindStringSubmatch(bodies["<friend@example.com>"])
-	require.NotNil(t, code, "no sign-up link in %q", bodies["<friend@example.com>"])
-	script := strings.ReplaceAll(readmeBlock(t, "redeem"), "http://127.0.0.1:8080", s.url)
-	redeem := exec.Command("bash", "-c", "set -e\n"+script)
-	redeem.Env = append(cleanEnv(), "CLIENT_ID="+creds.ClientID, "API_KEY="+creds.APIKey, "CODE="+code[1])
-	out, err := redeem.CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	assert.Contains(t, string(out), `"data":{"valid":true}`)
-	assert.Contains(t, string(out), `"message":"Referral recorded."`)
+	// codes show finds the code the emails carry; the link leads to the
+	// landing page.
+	out := tour.run(t, readmeBlock(t, "codes")+"\necho \"CODE=$CODE\"\n")
+	m := regexp.MustCompile(`(?m)^CODE=([0-9A-Z]{10})$`).FindStringSubmatch(out)
+	require.NotNil(t, m, "no code from codes show:\n%s", out)
+	code := m[1]
+	assert.Contains(t, out, "link: http://localhost:8080/signup?ref="+code+"\n")
+	assert.Contains(t, mails["<friend@example.com>"].body, "http://localhost:8080/signup?ref="+code)
+	resp, err = http.Get(s.url + "/signup?ref=" + code)
+	require.NoError(t, err)
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, string(page), "The code is valid.")
 
-	logs := s.stop(t)
-	assert.Contains(t, logs, "stopped")
+	// The friend signs up: the README's redemption block.
+	out = tour.run(t, readmeBlock(t, "redeem"), "CODE="+code)
+	assert.Contains(t, out, `"data":{"valid":true}`)
+	assert.Contains(t, out, `"message":"Referral recorded."`)
+	assert.Contains(t, s.stop(t), "stopped")
+
+	// A host's own ids and templates, after a restart.
+	mailPkg, err := filepath.Abs("../../mail")
+	require.NoError(t, err)
+	require.NoError(t, os.Symlink(mailPkg, filepath.Join(s.dir, "mail")), "the checkout's mail folder, which the block copies from")
+	setup, start := splitStart(t, readmeBlock(t, "own"))
+	tour.run(t, setup)
+	assert.FileExists(t, filepath.Join(s.dir, "my-templates", "en.html"))
+	s = startServerIn(t, bin, s.dir, serverArgs(t, start)...)
+	tour.url = s.url
+	out = tour.run(t, readmeBlock(t, "opaque"))
+	assert.Contains(t, out, `"success":true`)
+	assert.Regexp(t, `code: [0-9A-Z]{10}\nlink: http://localhost:8080/signup\?ref=`, out)
+	assert.Len(t, waitForMail(t, s.dir, sent+1), sent+1)
+	assert.Contains(t, s.stop(t), "stopped")
+}
+
+// tourShell runs README blocks with bash in the tour's folder, with the
+// server's real address and the built binary for "go run ./examples/server".
+type tourShell struct {
+	bin, dir, url string
+	env           []string
+}
+
+func (ts tourShell) run(t *testing.T, script string, env ...string) string {
+	t.Helper()
+	script = strings.ReplaceAll(script, "http://127.0.0.1:8080", ts.url)
+	script = strings.ReplaceAll(script, "go run ./examples/server", ts.bin)
+	cmd := exec.Command("bash", "-c", "set -eo pipefail\n"+script)
+	cmd.Dir = ts.dir
+	cmd.Env = append(append(cleanEnv(), ts.env...), env...)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s\n%s", script, out)
+	return string(out)
+}
+
+// serverArgs returns the flags of a README line that starts the server.
+func serverArgs(t *testing.T, line string) []string {
+	t.Helper()
+	line = strings.TrimSpace(line)
+	rest, ok := strings.CutPrefix(line, "go run ./examples/server")
+	require.True(t, ok, "not a server start: %q", line)
+	return strings.Fields(rest)
+}
+
+// splitStart splits a README block into its set-up lines and its last
+// line, which starts the server.
+func splitStart(t *testing.T, block string) (setup, start string) {
+	t.Helper()
+	block = strings.TrimSpace(block)
+	i := strings.LastIndexByte(block, '\n')
+	require.Positive(t, i, "one line only: %q", block)
+	return block[:i], block[i+1:]
 }
 
 func TestQueuedDelivery(t *testing.T) {
