@@ -2,6 +2,7 @@ package referral
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -67,6 +68,36 @@ type Config struct {
 	// OpaqueIDs. App ids (Principal.AppID) follow it too, or are empty
 	// for a host with one app.
 	UserIDs IDs
+	// Recipients protects the people invited (DESIGN section 7): their
+	// suppression list, the secret of address hashes and unsubscribe
+	// links, and retention; the stores of this module implement it beside
+	// CodeStore, and it must be the same store. Required, with
+	// UnsubscribeURL.
+	Recipients RecipientStore
+	// UnsubscribeURL is the unsubscribe link template, an absolute http(s)
+	// URL with {token} once, where Handler.Unsubscribe is mounted, e.g.
+	// "https://acme.example/v1/unsubscribe/{token}". Every invite carries
+	// it in List-Unsubscribe (RFC 8058 one-click) and in both bodies.
+	UnsubscribeURL string
+	// Secret keys the address hashes and signs the unsubscribe links; at
+	// least 32 random bytes, the same for every instance, never changed
+	// (a new one orphans every suppression and link). Default: a secret
+	// Recipients makes and keeps in the store on first use, which is
+	// simplest but sits beside the hashes it keys.
+	Secret []byte
+	// MaxPerRecipient invites of one address, from all the app's
+	// referrers, are sent within RecipientWindow; later ones are answered
+	// as usual but recorded suppressed and not sent. Default 3; negative:
+	// no limit.
+	MaxPerRecipient int
+	// RecipientWindow is the rolling window of MaxPerRecipient. Default
+	// 30 days.
+	RecipientWindow time.Duration
+	// RetainAddresses is how long the address of an invite that was not
+	// accepted is kept; then Run erases it, keeping its keyed hash so that
+	// limits and suppression still hold. Default 180 days; negative: kept.
+	RetainAddresses time.Duration
+
 	// Redemptions records sign-ups with a code (Handler.Redeem, Stats and
 	// the Redemptions route); the stores of this module implement it
 	// beside CodeStore. Nil: those answer ErrRedemptionUnsupported.
@@ -82,7 +113,7 @@ type Config struct {
 	// LimitWindow is the rolling window of MaxInvitesPerReferrer. Default 24h.
 	LimitWindow time.Duration
 	// Cooldown refuses the same address from the same referrer again for
-	// this long. Default 15m; negative: none.
+	// this long. Default 7 days; negative: none.
 	Cooldown time.Duration
 	// IdempotencyTTL is how long an Idempotency-Key is remembered. Default
 	// 24h; negative: the header is ignored.
@@ -135,8 +166,11 @@ type Handler struct {
 	renderer *mail.Renderer
 	link     mail.LinkTemplate
 	fromAddr string // From's bare address
-	limits   Limits
-	lookups  *windowLimiter // nil: code lookups are not limited
+	// unsubscribe is the template of unsubscribe links; keys the secrets.
+	unsubscribe mail.LinkTemplate
+	keys        keys
+	limits      Limits
+	lookups     *windowLimiter // nil: code lookups are not limited
 }
 
 // New checks cfg, fills in defaults and returns the handler.
@@ -204,7 +238,10 @@ func New(cfg Config) (*Handler, error) {
 	setDefault(&cfg.SendTimeout, 15*time.Second)
 	setDefault(&cfg.MaxInvitesPerReferrer, 50)
 	setDefault(&cfg.LimitWindow, 24*time.Hour)
-	setDefault(&cfg.Cooldown, 15*time.Minute)
+	setDefault(&cfg.Cooldown, 7*24*time.Hour)
+	setDefault(&cfg.MaxPerRecipient, 3)
+	setDefault(&cfg.RecipientWindow, 30*24*time.Hour)
+	setDefault(&cfg.RetainAddresses, 180*24*time.Hour)
 	setDefault(&cfg.IdempotencyTTL, 24*time.Hour)
 	setDefault(&cfg.MaxAttempts, 8)
 	setDefault(&cfg.RetryBackoff, 30*time.Second)
@@ -224,6 +261,7 @@ func New(cfg Config) (*Handler, error) {
 		{"RetryBackoff", cfg.RetryBackoff > 0},
 		{"WorkerBatch", cfg.WorkerBatch > 0},
 		{"PollInterval", cfg.PollInterval > 0},
+		{"RecipientWindow", cfg.RecipientWindow > 0},
 	} {
 		if !f.ok {
 			bad = append(bad, fmt.Errorf("referral: Config.%s must be positive (zero for the default)", f.name))
@@ -244,23 +282,73 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.ClientAddr == nil {
 		cfg.ClientAddr = remoteHost
 	}
+	unsubscribe, k, err := recipientKeys(cfg)
+	if err != nil {
+		return nil, err
+	}
 	var lookups *windowLimiter
 	if cfg.LookupsPerMinute > 0 {
 		lookups = newWindowLimiter(cfg.LookupsPerMinute, time.Minute)
 	}
 	return &Handler{
-		cfg:      cfg,
-		renderer: renderer,
-		link:     link,
-		fromAddr: from.Address,
-		lookups:  lookups,
+		cfg:         cfg,
+		renderer:    renderer,
+		link:        link,
+		fromAddr:    from.Address,
+		unsubscribe: unsubscribe,
+		keys:        k,
+		lookups:     lookups,
 		limits: Limits{
-			MaxPerReferrer: max(cfg.MaxInvitesPerReferrer, 0),
-			Window:         cfg.LimitWindow,
-			Cooldown:       max(cfg.Cooldown, 0),
-			IdempotencyTTL: max(cfg.IdempotencyTTL, 0),
+			MaxPerReferrer:  max(cfg.MaxInvitesPerReferrer, 0),
+			Window:          cfg.LimitWindow,
+			Cooldown:        max(cfg.Cooldown, 0),
+			IdempotencyTTL:  max(cfg.IdempotencyTTL, 0),
+			MaxPerRecipient: max(cfg.MaxPerRecipient, 0),
+			RecipientWindow: cfg.RecipientWindow,
 		},
 	}, nil
+}
+
+// minSecret is the least length of Config.Secret, in bytes.
+const minSecret = 32
+
+// recipientKeys checks the unsubscribe link template and derives the keys
+// from Config.Secret, or from the store's secret, which it reads (or makes)
+// here: once, so that no request waits for it.
+func recipientKeys(cfg Config) (mail.LinkTemplate, keys, error) {
+	if cfg.Recipients == nil {
+		if cfg.UnsubscribeURL != "" {
+			return mail.LinkTemplate{}, keys{}, errors.New("referral: Config.UnsubscribeURL needs Config.Recipients")
+		}
+		return mail.LinkTemplate{}, keys{}, nil
+	}
+	if cfg.UnsubscribeURL == "" {
+		return mail.LinkTemplate{}, keys{}, errors.New("referral: Config.UnsubscribeURL is required with Config.Recipients")
+	}
+	unsubscribe, err := mail.ParseUnsubscribeTemplate(cfg.UnsubscribeURL)
+	if err != nil {
+		return mail.LinkTemplate{}, keys{}, fmt.Errorf("referral: Config.UnsubscribeURL: %w", err)
+	}
+	secret := cfg.Secret
+	switch {
+	case len(secret) > 0 && len(secret) < minSecret:
+		return mail.LinkTemplate{}, keys{}, fmt.Errorf("referral: Config.Secret must be at least %d bytes", minSecret)
+	case len(secret) == 0:
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		secret, err = cfg.Recipients.Secret(ctx, "referral", func() []byte {
+			b := make([]byte, minSecret)
+			rand.Read(b)
+			return b
+		})
+		if err != nil {
+			return mail.LinkTemplate{}, keys{}, fmt.Errorf("referral: reading the store's secret: %w", err)
+		}
+		if len(secret) < minSecret {
+			return mail.LinkTemplate{}, keys{}, errors.New("referral: the store's secret is too short")
+		}
+	}
+	return unsubscribe, deriveKeys(secret), nil
 }
 
 // defaultProductName is From's display name, or else the sign-up link's

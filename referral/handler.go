@@ -168,6 +168,7 @@ func (q *request) serve() {
 		Language:       lang,
 		Code:           code,
 		ReferrerName:   cleanName(p.Name),
+		AddressHash:    h.recipientHash(emailKey),
 		IdempotencyKey: idemKey,
 		Status:         StatusPending,
 		NextAttemptAt:  now,
@@ -205,6 +206,16 @@ func (q *request) serve() {
 	// stored is inv, or an earlier invite of the same Idempotency-Key that
 	// failed and is ours to try again.
 	inv = stored
+	if inv.Status == StatusSuppressed {
+		// Answered as any other invite: the referrer must not learn that
+		// the address is suppressed (or had its share of invites).
+		h.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "referral invite recorded suppressed, not sent",
+			slog.String("request_id", q.id),
+			slog.String("invite_id", inv.ID),
+			slog.String("reason", inv.LastError))
+		writeEnvelope(q.w, http.StatusCreated, h.acceptedText())
+		return
+	}
 	if h.cfg.Logger.Enabled(ctx, slog.LevelInfo) {
 		h.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "referral invite recorded",
 			slog.String("request_id", q.id),
@@ -229,6 +240,15 @@ func (q *request) serve() {
 	writeEnvelope(q.w, http.StatusCreated, msgSent)
 }
 
+// acceptedText is the message of a 201: the invite was sent (inline) or
+// queued.
+func (h *Handler) acceptedText() string {
+	if h.cfg.Delivery == Queued {
+		return msgQueued
+	}
+	return msgSent
+}
+
 // replay answers a repeated Idempotency-Key with the first response. A
 // failed or stranded inline attempt never gets here: the store hands it
 // back to be tried again (see CodeStore.RecordInvite).
@@ -236,12 +256,8 @@ func (q *request) replay(first, req Invite) {
 	switch {
 	case first.EmailKey != req.EmailKey || first.Language != req.Language:
 		q.fail(http.StatusBadRequest, errIdemMismatch, nil)
-	case q.h.cfg.Delivery == Queued || first.Status == StatusSent:
-		msg := msgSent
-		if q.h.cfg.Delivery == Queued {
-			msg = msgQueued
-		}
-		writeEnvelope(q.w, http.StatusCreated, msg)
+	case q.h.cfg.Delivery == Queued || first.Status == StatusSent || first.Status == StatusSuppressed:
+		writeEnvelope(q.w, http.StatusCreated, q.h.acceptedText())
 	default:
 		q.fail(http.StatusConflict, errIdemInProgress, nil)
 	}
@@ -257,6 +273,7 @@ func (h *Handler) deliver(ctx context.Context, q *request, inv Invite) error {
 	if sendErr != nil {
 		d.Status, d.LastError = StatusFailed, sendErr.Error()
 	}
+	h.bounced(ctx, inv, sendErr)
 	err := h.updateWithinLease(ctx, inv, d)
 	switch {
 	case err == nil:
@@ -306,23 +323,29 @@ func (h *Handler) send(ctx context.Context, inv Invite) error {
 
 // message renders the email for inv.
 func (h *Handler) message(inv Invite) (mail.Message, error) {
+	var unsubscribe string
+	if h.cfg.Recipients != nil {
+		unsubscribe = h.unsubscribeLink(inv.ID)
+	}
 	c, err := h.renderer.Render(inv.Language, mail.Data{
-		Code:         inv.Code,
-		ReferrerName: inv.ReferrerName,
-		ProductName:  h.cfg.ProductName,
+		Code:            inv.Code,
+		ReferrerName:    inv.ReferrerName,
+		ProductName:     h.cfg.ProductName,
+		UnsubscribeLink: unsubscribe,
 	})
 	if err != nil {
 		return mail.Message{}, err
 	}
 	return mail.Message{
-		ID:       inv.ID,
-		From:     h.from(inv.ReferrerName),
-		To:       inv.Email,
-		Date:     h.cfg.Now(),
-		Subject:  c.Subject,
-		Text:     c.Text,
-		HTML:     c.HTML,
-		Language: c.Language,
+		ID:             inv.ID,
+		UnsubscribeURL: unsubscribe,
+		From:           h.from(inv.ReferrerName),
+		To:             inv.Email,
+		Date:           h.cfg.Now(),
+		Subject:        c.Subject,
+		Text:           c.Text,
+		HTML:           c.HTML,
+		Language:       c.Language,
 	}, nil
 }
 
@@ -376,12 +399,18 @@ func (q *request) authFailed(err error) {
 // fail writes an error envelope and logs the cause: 5xx at error level,
 // the rest at debug level, as they are the client's to fix.
 func (q *request) fail(status int, text string, cause error) {
+	q.logFailure(status, text, cause)
+	writeEnvelope(q.w, status, text)
+}
+
+// logFailure logs a failed request: 5xx at error level, the rest at debug
+// level.
+func (q *request) logFailure(status int, text string, cause error) {
 	level := slog.LevelDebug
 	if status >= 500 {
 		level = slog.LevelError
 	}
 	if !q.h.cfg.Logger.Enabled(q.r.Context(), level) {
-		writeEnvelope(q.w, status, text)
 		return
 	}
 	attrs := []slog.Attr{
@@ -397,7 +426,6 @@ func (q *request) fail(status int, text string, cause error) {
 		outcome = " failed"
 	}
 	q.h.cfg.Logger.LogAttrs(q.r.Context(), level, q.what+outcome, attrs...)
-	writeEnvelope(q.w, status, text)
 }
 
 // failWith sends p.

@@ -93,14 +93,16 @@ func newFixture(t *testing.T, configure ...func(*referral.Config)) *fixture {
 		testClock: newTestClock(),
 	}
 	cfg := referral.Config{
-		Auth:        referral.AuthenticatorFunc(testAuth),
-		Store:       f.store,
-		Redemptions: f.store,
-		Mailer:      f.mailer,
-		From:        "Acme <no-reply@acme.example>",
-		SignupURL:   "https://acme.example/signup?ref={code}",
-		Logger:      slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Now:         f.Now,
+		Auth:           referral.AuthenticatorFunc(testAuth),
+		Store:          f.store,
+		Redemptions:    f.store,
+		Recipients:     f.store,
+		UnsubscribeURL: "https://acme.example/v1/unsubscribe/{token}",
+		Mailer:         f.mailer,
+		From:           "Acme <no-reply@acme.example>",
+		SignupURL:      "https://acme.example/signup?ref={code}",
+		Logger:         slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Now:            f.Now,
 	}
 	for _, c := range configure {
 		c(&cfg)

@@ -3,7 +3,10 @@ package referral
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
+
+	"github.com/referralkit/referralkit/mail"
 )
 
 // Reasons an address is suppressed, kept in Suppression.Reason and, for an
@@ -71,4 +74,103 @@ type RecipientStore interface {
 	// EmailKey), oldest first, and returns how many it erased. The rows,
 	// their status, times and AddressHash stay.
 	EraseAddresses(ctx context.Context, createdBefore time.Time, max int) (int, error)
+}
+
+// recipientHash is inv.AddressHash for an address key: "" when the handler
+// does not protect recipients (no Config.Recipients).
+func (h *Handler) recipientHash(emailKey string) string {
+	if h.cfg.Recipients == nil {
+		return ""
+	}
+	return h.addressHash(emailKey)
+}
+
+// bounced suppresses inv's address when sendErr is a refusal of it by the
+// recipient's mail server. A failure to record that is logged: the
+// delivery's own outcome matters more.
+func (h *Handler) bounced(ctx context.Context, inv Invite, sendErr error) {
+	if h.cfg.Recipients == nil || inv.AddressHash == "" || !errors.Is(sendErr, mail.ErrRecipientRefused) {
+		return
+	}
+	err := h.cfg.Recipients.Suppress(context.WithoutCancel(ctx), Suppression{
+		AppID: inv.AppID, AddressHash: inv.AddressHash, Reason: ReasonBounced, CreatedAt: h.cfg.Now().UTC(),
+	})
+	if err != nil {
+		h.cfg.Logger.LogAttrs(ctx, slog.LevelError, "referral: suppressing a bounced address failed",
+			slog.String("invite_id", inv.ID), slog.String("cause", err.Error()))
+	}
+}
+
+// Suppress stops every later invite of app appID ("" for a host with one
+// app) to email, with reason ReasonHost: they are answered as usual but
+// never sent, nor are the address's pending ones. A malformed address or
+// app id is an error matching ErrInvalidInput.
+func (h *Handler) Suppress(ctx context.Context, appID, email string) error {
+	app, hash, err := h.suppressionKey(appID, email)
+	if err != nil {
+		return err
+	}
+	return h.cfg.Recipients.Suppress(ctx, Suppression{AppID: app, AddressHash: hash, Reason: ReasonHost, CreatedAt: h.cfg.Now().UTC()})
+}
+
+// Unsuppress lifts a suppression of email in app appID, whatever its
+// reason; the invites recorded meanwhile stay unsent.
+func (h *Handler) Unsuppress(ctx context.Context, appID, email string) error {
+	app, hash, err := h.suppressionKey(appID, email)
+	if err != nil {
+		return err
+	}
+	return h.cfg.Recipients.Unsuppress(ctx, app, hash)
+}
+
+// Suppressed returns the suppression of email in app appID, and
+// found=false when it is not suppressed.
+func (h *Handler) Suppressed(ctx context.Context, appID, email string) (s Suppression, found bool, err error) {
+	app, hash, err := h.suppressionKey(appID, email)
+	if err != nil {
+		return Suppression{}, false, err
+	}
+	return h.cfg.Recipients.Suppression(ctx, app, hash)
+}
+
+func (h *Handler) suppressionKey(appID, email string) (app, hash string, err error) {
+	if h.cfg.Recipients == nil {
+		return "", "", ErrRecipientsUnsupported
+	}
+	if appID != "" {
+		var ok bool
+		if app, ok = h.cfg.UserIDs.canonical(appID); !ok {
+			return "", "", inputError(h.cfg.UserIDs.userText("appId"))
+		}
+	}
+	_, key, err := normalizeEmail(email)
+	if err != nil {
+		return "", "", err
+	}
+	return app, h.addressHash(key), nil
+}
+
+// ErrRecipientsUnsupported: Config.Recipients is not set.
+var ErrRecipientsUnsupported = errors.New("referral: Config.Recipients is not set")
+
+// eraseBatch bounds the invites one EraseAddresses call erases.
+const eraseBatch = 500
+
+// EraseExpiredAddresses erases the addresses of the invites that were not
+// accepted within Config.RetainAddresses, keeping their keyed hashes, and
+// returns how many it erased. Run calls it about once a minute; a host
+// may call it from its own scheduler instead.
+func (h *Handler) EraseExpiredAddresses(ctx context.Context) (int, error) {
+	if h.cfg.Recipients == nil || h.cfg.RetainAddresses < 0 {
+		return 0, nil
+	}
+	before := h.cfg.Now().UTC().Add(-h.cfg.RetainAddresses)
+	total := 0
+	for {
+		n, err := h.cfg.Recipients.EraseAddresses(ctx, before, eraseBatch)
+		total += n
+		if err != nil || n < eraseBatch {
+			return total, err
+		}
+	}
 }

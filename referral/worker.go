@@ -14,6 +14,9 @@ import (
 // maxBackoff caps the delay between two delivery attempts.
 const maxBackoff = time.Hour
 
+// eraseInterval is how often Run erases expired addresses, when idle.
+const eraseInterval = time.Minute
+
 // Run delivers queued invites until ctx is done, then returns ctx's error.
 // Run it in both delivery modes: with Inline delivery it sends the invites
 // whose request was cut off between recording and sending (a crash, a
@@ -22,8 +25,11 @@ const maxBackoff = time.Hour
 // invite is claimed with a lease, so two workers never send it at the same
 // time. Transient failures are retried with exponential back-off and jitter
 // up to Config.MaxAttempts; permanent refusals (mail.ErrPermanent) fail at
-// once. A worker stopped mid-batch hands its unsent invites back.
+// once. A worker stopped mid-batch hands its unsent invites back. When
+// idle, about once a minute, it also erases expired addresses (see
+// EraseExpiredAddresses).
 func (h *Handler) Run(ctx context.Context) error {
+	var nextErase time.Time
 	for {
 		n, err := h.DeliverDue(ctx)
 		if ctx.Err() != nil {
@@ -34,6 +40,14 @@ func (h *Handler) Run(ctx context.Context) error {
 		}
 		if n > 0 && err == nil {
 			continue // there may be more due right now
+		}
+		if now := time.Now(); !now.Before(nextErase) {
+			nextErase = now.Add(eraseInterval)
+			if n, err := h.EraseExpiredAddresses(ctx); err != nil && ctx.Err() == nil {
+				h.cfg.Logger.LogAttrs(ctx, slog.LevelError, "referral worker: erasing expired addresses failed", slog.String("cause", err.Error()))
+			} else if n > 0 {
+				h.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "referral worker: erased expired addresses", slog.Int("invites", n))
+			}
 		}
 		t := time.NewTimer(h.cfg.PollInterval)
 		select {
@@ -94,6 +108,7 @@ func (h *Handler) record(ctx context.Context, inv Invite, sendErr error) {
 		d.Status, d.LastError = StatusPending, sendErr.Error()
 		d.NextAttemptAt = now.Add(h.backoff(inv.Attempts))
 	}
+	h.bounced(ctx, inv, sendErr)
 	if err := h.updateWithinLease(ctx, inv, d); err != nil {
 		h.cfg.Logger.LogAttrs(ctx, slog.LevelError, "referral worker: recording a delivery failed",
 			slog.String("invite_id", inv.ID), slog.String("cause", err.Error()))
