@@ -57,7 +57,7 @@ func (c *config) options() []option {
 		// Not "mail": run from a checkout, that is the mail package's folder.
 		{&c.maildir, "maildir", "REFERRAL_MAILDIR", "referral-mail", "Maildir folder used when -smtp is empty"},
 		{&c.from, "from", "REFERRAL_FROM", "Referrals <no-reply@localhost>", "sender address"},
-		{&c.publicURL, "public-url", "REFERRAL_PUBLIC_URL", "http://localhost:8080", "this server's base URL as recipients reach it"},
+		{&c.publicURL, "public-url", "REFERRAL_PUBLIC_URL", "http://localhost:8080", "this server's base URL as recipients reach it: absolute http(s), no query or fragment"},
 		{&c.signupURL, "signup-url", "REFERRAL_SIGNUP_URL", "", "sign-up link template with {code} (default {public-url}/signup?ref={code}, this server's landing page)"},
 		{&c.appName, "app-name", "REFERRAL_APP_NAME", "", "product name in the emails (default: -from's display name)"},
 		{&c.templates, "templates", "REFERRAL_TEMPLATES", "", "folder of email templates (NAME.txt and NAME.html) adding to or replacing the bundled ones"},

@@ -218,3 +218,23 @@ func TestTokenUserIDs(t *testing.T) {
 	assert.Equal(t, 1, run(context.Background(), []string{"token", "-app", app, "-user", "42"}, env, io.Discard, &stderr))
 	assert.Contains(t, stderr.String(), "-user must be a UUID")
 }
+
+// TestUsageAndReadmeListEveryFlag: -h lists the flags and subcommands, and
+// the README's server table has a row for every flag with its variable.
+func TestUsageAndReadmeListEveryFlag(t *testing.T) {
+	t.Parallel()
+	var stderr bytes.Buffer
+	assert.Equal(t, 0, run(context.Background(), []string{"-h"}, func(string) string { return "" }, io.Discard, &stderr))
+	usage := stderr.String()
+	for _, want := range []string{"codes show -user ID [-app UUID]", "token -app UUID -user ID [-name N]", "take -user-ids"} {
+		assert.Contains(t, usage, want)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	var c config
+	for _, o := range c.options() {
+		assert.Contains(t, usage, "-"+o.flag+" string")
+		assert.Contains(t, usage, "(env "+o.env+")")
+		assert.Contains(t, string(readme), "| `-"+o.flag+"` | `"+o.env+"` |", "README's flag table")
+	}
+}
