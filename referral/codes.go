@@ -75,7 +75,7 @@ func (q *request) redeem(a Authenticator) {
 	// Authenticator is asked about the body's userId, or "" when the body
 	// has no valid one.
 	fields, bad := q.readJSON([2]string{"userId", "email"})
-	user, _ := h.cfg.UserIDs.canonical(fields[0])
+	user, _ := h.cfg.UserIDs.Canonical(fields[0])
 	p, ok := q.authenticate(a, user)
 	if !ok {
 		return

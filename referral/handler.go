@@ -113,7 +113,7 @@ func (q *request) serve() {
 	if !q.allow(http.MethodPost) {
 		return
 	}
-	userID, ok := h.cfg.UserIDs.canonical(h.cfg.PathValue(r, "userId"))
+	userID, ok := h.cfg.UserIDs.Canonical(h.cfg.PathValue(r, "userId"))
 	if !ok {
 		q.fail(http.StatusBadRequest, h.cfg.UserIDs.userText("userId"), nil)
 		return

@@ -255,3 +255,23 @@ func TestNewRendersEveryLanguage(t *testing.T) {
 	_, err = referral.New(cfg)
 	assert.NoError(t, err)
 }
+
+func TestIDsCanonical(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		rule     referral.IDs
+		in, want string
+		ok       bool
+	}{
+		{referral.UUIDs, strings.ToUpper(userID), userID, true},
+		{referral.UUIDs, "42", "", false},
+		{referral.OpaqueIDs, "42", "42", true},
+		{referral.OpaqueIDs, "Alice", "Alice", true},
+		{referral.OpaqueIDs, "a/b", "", false},
+		{referral.OpaqueIDs, "", "", false},
+	} {
+		got, ok := tc.rule.Canonical(tc.in)
+		assert.Equal(t, tc.ok, ok, tc.in)
+		assert.Equal(t, tc.want, got, tc.in)
+	}
+}

@@ -23,9 +23,9 @@ const (
 
 const maxOpaqueID = 128
 
-// canonical returns s in the form the rule keeps, or false if s does not
-// follow it.
-func (k IDs) canonical(s string) (string, bool) {
+// Canonical returns s in the form the rule keeps, or false if s does not
+// follow it: for a host that checks an id before it reaches the handler.
+func (k IDs) Canonical(s string) (string, bool) {
 	if k == UUIDs {
 		return CanonicalUUID(s)
 	}
@@ -56,7 +56,7 @@ func (k IDs) checkApp(appID string) error {
 	if appID == "" {
 		return nil
 	}
-	if c, ok := k.canonical(appID); !ok || c != appID {
+	if c, ok := k.Canonical(appID); !ok || c != appID {
 		return fmt.Errorf("referral: app id %q is not empty nor a canonical id", appID)
 	}
 	return nil

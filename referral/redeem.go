@@ -87,7 +87,7 @@ func (h *Handler) redeem(ctx context.Context, appID *string, code, newUserID, em
 	if rs == nil {
 		return Redemption{}, false, ErrRedemptionUnsupported
 	}
-	user, ok := h.cfg.UserIDs.canonical(newUserID)
+	user, ok := h.cfg.UserIDs.Canonical(newUserID)
 	if !ok {
 		return Redemption{}, false, inputError(h.cfg.UserIDs.userText("userId"))
 	}
@@ -169,12 +169,12 @@ func (h *Handler) ShareLink(ctx context.Context, appID, userID string) (string, 
 
 // ids checks the app and user ids a host passed.
 func (h *Handler) ids(appID, userID string) (app, user string, err error) {
-	user, ok := h.cfg.UserIDs.canonical(userID)
+	user, ok := h.cfg.UserIDs.Canonical(userID)
 	if !ok {
 		return "", "", inputError(h.cfg.UserIDs.userText("userId"))
 	}
 	if appID != "" {
-		if appID, ok = h.cfg.UserIDs.canonical(appID); !ok {
+		if appID, ok = h.cfg.UserIDs.Canonical(appID); !ok {
 			return "", "", inputError(h.cfg.UserIDs.userText("appId"))
 		}
 	}

@@ -139,7 +139,7 @@ func (h *Handler) suppressionKey(appID, email string) (app, hash string, err err
 	}
 	if appID != "" {
 		var ok bool
-		if app, ok = h.cfg.UserIDs.canonical(appID); !ok {
+		if app, ok = h.cfg.UserIDs.Canonical(appID); !ok {
 			return "", "", inputError(h.cfg.UserIDs.userText("appId"))
 		}
 	}
