@@ -323,3 +323,19 @@ func TestRecipientConfig(t *testing.T) {
 		assert.ErrorContains(t, err, tc.err, tc.name)
 	}
 }
+
+// Every bundled language shows the unsubscribe link in both bodies, the
+// same link as the List-Unsubscribe header.
+func TestEveryLanguageCarriesUnsubscribe(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	tmpl, err := mail.NewTemplates(nil)
+	require.NoError(t, err)
+	for _, lang := range tmpl.Languages() {
+		m, err := f.h.Message(referral.Invite{ID: "01890000-0000-7000-8000-000000000001", AppID: appID, Email: "a@example.com", Language: lang, Code: "ABCDEFGHJK"})
+		require.NoError(t, err)
+		require.True(t, strings.HasPrefix(m.UnsubscribeURL, unsubscribeBase), lang)
+		assert.Contains(t, m.Text, m.UnsubscribeURL, lang)
+		assert.Contains(t, m.HTML, m.UnsubscribeURL, lang)
+	}
+}
