@@ -25,6 +25,19 @@
 //   - Handler.Code and Handler.ShareLink give a user's code and link
 //     without sending anything; redemption needs Config.Redemptions.
 //
+// The people invited are protected by default (Config.Recipients and
+// UnsubscribeURL are required): every email carries a one-click unsubscribe
+// link (List-Unsubscribe, RFC 8058, and a line in both bodies) served by
+// Handler.Unsubscribe; an address that unsubscribed, bounced (a 5xx to RCPT
+// or the data) or was suppressed by the host (Handler.Suppress) gets no more
+// invites from the app, nor does one that had MaxPerRecipient invites within
+// RecipientWindow from all referrers; and Run erases the addresses of
+// invites not accepted within RetainAddresses. Such invites are answered
+// 201 like any other and recorded with StatusSuppressed, so the referrer
+// learns nothing from the answer. With inline delivery a suppressed invite
+// is answered sooner than one that is sent (no mail server is waited for);
+// a host that minds that timing uses queued delivery.
+//
 // Every response is JSON in the envelope {success, message, error, data}.
 // Error messages are fixed, short and safe; causes are logged with the
 // request id, never sent to the client.
