@@ -17,14 +17,17 @@ type okStore struct{ backend }
 
 // newTestHandler is a handler on in-memory parts that lets every caller in.
 func newTestHandler(t *testing.T) *referral.Handler {
+	store := memory.New()
 	h, err := referral.New(referral.Config{
 		Auth: referral.AuthenticatorFunc(func(*http.Request, string) (referral.Principal, error) {
 			return referral.Principal{AppID: "0b0f7c1e-6a55-4c6e-9d7e-5a1f2b3c4d5e"}, nil
 		}),
-		Store:     memory.New(),
-		Mailer:    &mailtest.Recorder{},
-		From:      "a@example.com",
-		SignupURL: "https://app.example.com/s?ref={code}",
+		Store:          store,
+		Recipients:     store,
+		UnsubscribeURL: "https://app.example.com/v1/unsubscribe/{token}",
+		Mailer:         &mailtest.Recorder{},
+		From:           "a@example.com",
+		SignupURL:      "https://app.example.com/s?ref={code}",
 	})
 	if err != nil {
 		t.Fatal(err)

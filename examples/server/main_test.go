@@ -128,20 +128,31 @@ func createKey(t *testing.T, bin, dir string, args ...string) credentials {
 // default) and returns them parsed.
 func waitForMail(t *testing.T, dir string, n int) []*netmail.Message {
 	t.Helper()
-	var files []string
-	require.Eventually(t, func() bool {
-		files, _ = filepath.Glob(filepath.Join(dir, "referral-mail", "new", "*"))
-		return len(files) >= n
-	}, 20*time.Second, 20*time.Millisecond, "waiting for %d messages", n)
 	var msgs []*netmail.Message
-	for _, f := range files {
-		raw, err := os.ReadFile(f)
-		require.NoError(t, err)
+	for _, raw := range waitForRawMail(t, dir, n) {
 		m, err := netmail.ReadMessage(bytes.NewReader(raw))
 		require.NoError(t, err)
 		msgs = append(msgs, m)
 	}
 	return msgs
+}
+
+// waitForRawMail waits for n messages in dir's Maildir and returns the
+// files' bytes.
+func waitForRawMail(t *testing.T, dir string, n int) [][]byte {
+	t.Helper()
+	var files []string
+	require.Eventually(t, func() bool {
+		files, _ = filepath.Glob(filepath.Join(dir, "referral-mail", "new", "*"))
+		return len(files) >= n
+	}, 20*time.Second, 20*time.Millisecond, "waiting for %d messages", n)
+	var out [][]byte
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		require.NoError(t, err)
+		out = append(out, raw)
+	}
+	return out
 }
 
 // TestNewcomerTour is the README's five-minute tour, as CI runs it: build
@@ -287,16 +298,8 @@ func TestQueuedDelivery(t *testing.T) {
 // status.
 func postInvite(t *testing.T, url string, creds credentials, email, lang string) int {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, url+"/v1/users/"+tourUser+"/referral-invites",
-		strings.NewReader(`{"email":"`+email+`","language":"`+lang+`"}`))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-API-KEY", creds.APIKey)
-	req.Header.Set("X-API-KEY-TYPE", "write")
-	req.Header.Set("X-CLIENT-ID", creds.ClientID)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
-	return resp.StatusCode
+	status, _ := post(t, url+"/v1/users/"+tourUser+"/referral-invites", `{"email":"`+email+`","language":"`+lang+`"}`, keyHeaders(creds))
+	return status
 }
 
 // readmeBlock returns the README code block that follows the marker

@@ -155,11 +155,15 @@ func newHandler(c *config, store backend, a referral.Authenticator, m referral.M
 		Auth:        a,
 		Store:       store,
 		Redemptions: store,
-		Mailer:      m,
-		From:        c.from,
-		SignupURL:   c.signupURL,
-		Templates:   tmpl,
-		ProductName: c.appName,
+		Recipients:  store,
+		// The pattern ends in {token}, the template's placeholder; a path
+		// in -public-url is a proxy's, as for the sign-up page.
+		UnsubscribeURL: c.publicURL + referral.UnsubscribePattern,
+		Mailer:         m,
+		From:           c.from,
+		SignupURL:      c.signupURL,
+		Templates:      tmpl,
+		ProductName:    c.appName,
 		// The referrer's name is the access token's name claim, if any.
 		FromReferrer: true,
 		UserIDs:      ids,
@@ -172,13 +176,16 @@ func newHandler(c *config, store backend, a referral.Authenticator, m referral.M
 
 // routes is the server's mux: the invite route, the referral-code routes
 // (redemptions take API keys only: they are the host's server-side call),
-// the sign-up landing page, /healthz (200 while the store can write), and
-// CORS for the origins given.
+// the unsubscribe links' route, the sign-up landing page, /healthz (200
+// while the store can write), and CORS for the origins given.
 func routes(h *referral.Handler, apiKeys referral.Authenticator, store backend, origins []string, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(referral.Pattern, h)
 	mux.Handle(referral.CodePattern, h.CodeLookup())
 	mux.Handle(referral.RedemptionPattern, h.Redemptions(apiKeys))
+	// No credentials and no CORS: mail clients and the recipient's browser
+	// call it, the token in the path being the credential.
+	mux.Handle(referral.UnsubscribePattern, h.Unsubscribe())
 	mux.Handle("GET "+signupPath, signupPage(h, log))
 	health := &writeCheck{check: store.CheckWrite}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {

@@ -9,10 +9,12 @@ import (
 	"github.com/referralkit/referralkit/store/sqlite"
 )
 
-// backend is everything the server keeps: codes and invites, apps and keys.
+// backend is everything the server keeps: codes and invites, redemptions,
+// suppressions, apps and keys.
 type backend interface {
 	referral.CodeStore
 	referral.RedemptionStore
+	referral.RecipientStore
 	auth.KeyStore
 	auth.KeyManager
 	Ping(ctx context.Context) error
