@@ -78,7 +78,7 @@ inserted AS (
 	SELECT @id::text, @app_id::text, @referrer_id::text, @email::text, @email_key::text, @language::text,
 		@code::text, @idempotency_key::text, @status::text, @attempts::integer, @last_error::text,
 		@next_attempt_at::timestamptz, @lease_until::timestamptz, @created_at::timestamptz, @updated_at::timestamptz,
-		@referrer_name::text
+		@referrer_name::text, @address_hash::text
 	WHERE NOT EXISTS (SELECT FROM replay) AND NOT EXISTS (SELECT FROM window_full) AND NOT EXISTS (SELECT FROM cooling)
 	RETURNING 1
 )
@@ -126,6 +126,7 @@ func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim refer
 		"created_at":       inv.CreatedAt,
 		"updated_at":       inv.UpdatedAt,
 		"referrer_name":    inv.ReferrerName,
+		"address_hash":     inv.AddressHash,
 	}
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{})

@@ -31,19 +31,20 @@ CREATE TABLE referral_invites (
     id              text COLLATE "C" NOT NULL PRIMARY KEY, -- UUIDv7
     app_id          text COLLATE "C" NOT NULL,
     referrer_id     text COLLATE "C" NOT NULL,
-    email           text        NOT NULL,
-    email_key       text COLLATE "C" NOT NULL,
+    email           text        NOT NULL, -- '' once retention erased it
+    email_key       text COLLATE "C" NOT NULL, -- likewise
     language        text        NOT NULL,
     code            text COLLATE "C" NOT NULL,
     idempotency_key text COLLATE "C" NOT NULL, -- '' when the request had none
-    status          text        NOT NULL CHECK (status IN ('pending', 'sent', 'failed')),
+    status          text        NOT NULL CHECK (status IN ('pending', 'sent', 'failed', 'suppressed')),
     attempts        integer     NOT NULL,
     last_error      text        NOT NULL,
     next_attempt_at timestamptz NOT NULL,
     lease_until     timestamptz,          -- NULL while unclaimed
     created_at      timestamptz NOT NULL,
     updated_at      timestamptz NOT NULL,
-    referrer_name   text        NOT NULL DEFAULT '' -- the referrer's display name, '' when unknown
+    referrer_name   text        NOT NULL DEFAULT '', -- the referrer's display name, '' when unknown
+    address_hash    text COLLATE "C" NOT NULL DEFAULT '' -- keyed hash of email_key (hex), kept after erasure
 );
 
 -- The per-referrer limit: the referrer's invites newest first.
@@ -58,6 +59,14 @@ CREATE INDEX referral_invites_by_idempotency_key ON referral_invites (app_id, re
 
 -- ClaimDue: pending invites, oldest due first.
 CREATE INDEX referral_invites_due ON referral_invites (next_attempt_at, id) WHERE status = 'pending';
+
+-- The recipient limit: an address's invites in the app, across referrers;
+-- also Suppress's update of its pending ones.
+CREATE INDEX referral_invites_by_recipient ON referral_invites (app_id, address_hash, created_at);
+
+-- Retention (EraseAddresses): the invites whose address is still kept,
+-- oldest first.
+CREATE INDEX referral_invites_retained ON referral_invites (created_at, id) WHERE email_key <> '';
 
 -- Apps and their API keys (package auth). Only a key's SHA-256 is stored,
 -- never the key: the CHECK on hash's length keeps it that way. revoked_at is
@@ -95,8 +104,27 @@ CREATE TABLE referral_redemptions (
 -- alone; each address is then looked up in referral_invites_by_address.
 CREATE INDEX referral_redemptions_by_referrer ON referral_redemptions (app_id, referrer_id, email_key);
 
+-- Addresses an app never emails again, by keyed hash: the address itself
+-- is not kept. One row per address and app; the first reason stays.
+CREATE TABLE referral_suppressions (
+    app_id       text COLLATE "C" NOT NULL,
+    address_hash text COLLATE "C" NOT NULL, -- as referral_invites.address_hash
+    reason       text        NOT NULL, -- referral.Reason*
+    created_at   timestamptz NOT NULL,
+    PRIMARY KEY (app_id, address_hash)
+);
+
+-- Secrets the store makes once and keeps (the key of address hashes and
+-- unsubscribe links), by name.
+CREATE TABLE referral_secrets (
+    name       text COLLATE "C" NOT NULL PRIMARY KEY,
+    value      bytea       NOT NULL,
+    created_at timestamptz NOT NULL
+);
+
 INSERT INTO referral_schema_migrations (version, name) VALUES
     (1, '0001_codes_invites.sql'),
     (2, '0002_keys.sql'),
     (3, '0003_redemptions.sql'),
-    (4, '0004_referrer_name.sql');
+    (4, '0004_referrer_name.sql'),
+    (5, '0005_recipients.sql');

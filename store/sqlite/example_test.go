@@ -96,6 +96,8 @@ func ExampleNew() {
 	// referral_invites
 	// referral_redemptions
 	// referral_schema_migrations
+	// referral_secrets
+	// referral_suppressions
 }
 
 // A host that runs its own migration tool applies schema.sql (here

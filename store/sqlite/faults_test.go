@@ -139,16 +139,21 @@ func TestCorruptDatabase(t *testing.T) {
 		t.Parallel()
 		user := uuid.NewString()
 		path := seed(t, user)
-		// Keep the first two pages (the header and sqlite_schema, then
-		// referral_schema_migrations), so that the file opens, and overwrite the
-		// codes and invites.
+		// Overwrite the pages of the codes and invites, and of their
+		// indexes, and keep the others (sqlite_schema,
+		// referral_schema_migrations), so that the file opens. The seeded
+		// tables are small: each fits in its root page.
+		db := rawDB(t, path)
+		pages := column[int64](t, db, `SELECT rootpage FROM sqlite_schema WHERE tbl_name IN ('referral_codes', 'referral_invites') AND rootpage > 0`)
+		require.NoError(t, db.Close())
+		require.NotEmpty(t, pages)
 		f, err := os.OpenFile(path, os.O_RDWR, 0)
 		require.NoError(t, err)
-		info, err := f.Stat()
-		require.NoError(t, err)
-		const keep = 2 * 4096
-		_, err = f.WriteAt(garbage[:info.Size()-keep], keep)
-		require.NoError(t, err)
+		const pageSize = 4096
+		for _, p := range pages {
+			_, err = f.WriteAt(garbage[:pageSize], (p-1)*pageSize)
+			require.NoError(t, err)
+		}
 		require.NoError(t, f.Close())
 
 		// Open reads only the schema and referral_schema_migrations, which are

@@ -101,10 +101,11 @@ func recordInvite(ctx context.Context, c *wconn, inv referral.Invite, lim referr
 			return referral.Invite{}, false, err
 		}
 	}
-	_, err := c.ExecContext(ctx, `INSERT INTO referral_invites (`+storeimpl.InviteColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := c.ExecContext(ctx, `INSERT INTO referral_invites (`+storeimpl.InviteColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		inv.ID, inv.AppID, inv.ReferrerID, inv.Email, inv.EmailKey, inv.Language, inv.Code, inv.IdempotencyKey,
 		string(inv.Status), inv.Attempts, inv.LastError,
-		millis(inv.NextAttemptAt), millis(inv.LeaseUntil), millis(inv.CreatedAt), millis(inv.UpdatedAt), inv.ReferrerName)
+		millis(inv.NextAttemptAt), millis(inv.LeaseUntil), millis(inv.CreatedAt), millis(inv.UpdatedAt), inv.ReferrerName,
+		inv.AddressHash)
 	return inv, false, err
 }
 

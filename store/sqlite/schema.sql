@@ -28,19 +28,20 @@ CREATE TABLE referral_invites (
     id              TEXT    NOT NULL PRIMARY KEY, -- UUIDv7
     app_id          TEXT    NOT NULL,
     referrer_id     TEXT    NOT NULL,
-    email           TEXT    NOT NULL,
-    email_key       TEXT    NOT NULL,
+    email           TEXT    NOT NULL, -- '' once retention erased it
+    email_key       TEXT    NOT NULL, -- likewise
     language        TEXT    NOT NULL,
     code            TEXT    NOT NULL,
     idempotency_key TEXT    NOT NULL, -- '' when the request had none
-    status          TEXT    NOT NULL CHECK (status IN ('pending', 'sent', 'failed')),
+    status          TEXT    NOT NULL CHECK (status IN ('pending', 'sent', 'failed', 'suppressed')),
     attempts        INTEGER NOT NULL,
     last_error      TEXT    NOT NULL,
     next_attempt_at INTEGER NOT NULL,
     lease_until     INTEGER NOT NULL,
     created_at      INTEGER NOT NULL,
     updated_at      INTEGER NOT NULL,
-    referrer_name   TEXT    NOT NULL DEFAULT '' -- the referrer's display name, '' when unknown
+    referrer_name   TEXT    NOT NULL DEFAULT '', -- the referrer's display name, '' when unknown
+    address_hash    TEXT    NOT NULL DEFAULT ''  -- keyed hash of email_key (hex), kept after erasure
 ) STRICT;
 
 -- The per-referrer limit: the referrer's invites newest first.
@@ -55,6 +56,14 @@ CREATE INDEX referral_invites_by_idempotency_key ON referral_invites (app_id, re
 
 -- ClaimDue: pending invites, oldest due first.
 CREATE INDEX referral_invites_due ON referral_invites (next_attempt_at, id) WHERE status = 'pending';
+
+-- The recipient limit: an address's invites in the app, across referrers;
+-- also Suppress's update of its pending ones.
+CREATE INDEX referral_invites_by_recipient ON referral_invites (app_id, address_hash, created_at);
+
+-- Retention (EraseAddresses): the invites whose address is still kept,
+-- oldest first.
+CREATE INDEX referral_invites_retained ON referral_invites (created_at, id) WHERE email_key <> '';
 
 -- Apps and their API keys (package auth). Only a key's SHA-256 is stored,
 -- never the key: the CHECK on hash's length keeps it that way. revoked_at
@@ -92,8 +101,27 @@ CREATE TABLE referral_redemptions (
 -- alone; each address is then looked up in referral_invites_by_address.
 CREATE INDEX referral_redemptions_by_referrer ON referral_redemptions (app_id, referrer_id, email_key);
 
+-- Addresses an app never emails again, by keyed hash: the address itself
+-- is not kept. One row per address and app; the first reason stays.
+CREATE TABLE referral_suppressions (
+    app_id       TEXT    NOT NULL,
+    address_hash TEXT    NOT NULL, -- as referral_invites.address_hash
+    reason       TEXT    NOT NULL, -- referral.Reason*
+    created_at   INTEGER NOT NULL,
+    PRIMARY KEY (app_id, address_hash)
+) STRICT;
+
+-- Secrets the store makes once and keeps (the key of address hashes and
+-- unsubscribe links), by name.
+CREATE TABLE referral_secrets (
+    name       TEXT    NOT NULL PRIMARY KEY,
+    value      BLOB    NOT NULL,
+    created_at INTEGER NOT NULL
+) STRICT;
+
 INSERT INTO referral_schema_migrations (version, name, applied_at) VALUES
     (1, '0001_invites.sql', CAST(unixepoch('subsec') * 1000 AS INTEGER)),
     (2, '0002_keys.sql', CAST(unixepoch('subsec') * 1000 AS INTEGER)),
     (3, '0003_redemptions.sql', CAST(unixepoch('subsec') * 1000 AS INTEGER)),
-    (4, '0004_referrer_name.sql', CAST(unixepoch('subsec') * 1000 AS INTEGER));
+    (4, '0004_referrer_name.sql', CAST(unixepoch('subsec') * 1000 AS INTEGER)),
+    (5, '0005_recipients.sql', CAST(unixepoch('subsec') * 1000 AS INTEGER));

@@ -311,6 +311,7 @@ func testRecordStoresAsGiven(t *testing.T, s referral.CodeStore) {
 	inv.NextAttemptAt = t0.Add(-time.Millisecond)
 	inv.UpdatedAt = t0.Add(time.Millisecond)
 	inv.ReferrerName = `Zoë "Z" O'Brien-Müller`
+	inv.AddressHash = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"
 	lim := referral.Limits{MaxPerReferrer: 50, Window: 24 * time.Hour, Cooldown: 15 * time.Minute, IdempotencyTTL: 24 * time.Hour}
 	record(t, s, inv, lim)
 	assertInvite(t, inv, get(t, s, inv))

@@ -21,7 +21,7 @@ func ByDue(a, b referral.Invite) int {
 // InviteColumns are the columns of the invites table that ScanInvite reads,
 // in its order. Both SQL stores name them alike.
 const InviteColumns = `id, app_id, referrer_id, email, email_key, language, code, idempotency_key,
-	status, attempts, last_error, next_attempt_at, lease_until, created_at, updated_at, referrer_name`
+	status, attempts, last_error, next_attempt_at, lease_until, created_at, updated_at, referrer_name, address_hash`
 
 // Row is what database/sql and pgx rows have in common.
 type Row interface{ Scan(dest ...any) error }
@@ -36,7 +36,7 @@ func ScanInvite[T any](row Row, toTime func(T) time.Time) (referral.Invite, erro
 		next, lease, created, updated T
 	)
 	err := row.Scan(&inv.ID, &inv.AppID, &inv.ReferrerID, &inv.Email, &inv.EmailKey, &inv.Language, &inv.Code,
-		&inv.IdempotencyKey, &status, &inv.Attempts, &inv.LastError, &next, &lease, &created, &updated, &inv.ReferrerName)
+		&inv.IdempotencyKey, &status, &inv.Attempts, &inv.LastError, &next, &lease, &created, &updated, &inv.ReferrerName, &inv.AddressHash)
 	if err != nil {
 		return referral.Invite{}, err
 	}
