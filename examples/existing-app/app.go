@@ -72,12 +72,16 @@ func newApp(ctx context.Context, cfg config) (*app, error) {
 		UserIDs:     referral.OpaqueIDs, // users.id is an INTEGER
 		Store:       store,
 		Redemptions: store,
-		Mailer:      cfg.Mailer,
-		From:        cfg.From,
-		SignupURL:   strings.TrimSuffix(cfg.BaseURL, "/") + "/signup?ref={code}",
-		Templates:   tmpl,
-		ProductName: productName,
-		Logger:      cfg.Logger,
+		// The same database keeps the suppression list; the emails' links
+		// lead to the unsubscribe route mounted below.
+		Recipients:     store,
+		UnsubscribeURL: strings.TrimSuffix(cfg.BaseURL, "/") + referral.UnsubscribePattern,
+		Mailer:         cfg.Mailer,
+		From:           cfg.From,
+		SignupURL:      strings.TrimSuffix(cfg.BaseURL, "/") + "/signup?ref={code}",
+		Templates:      tmpl,
+		ProductName:    productName,
+		Logger:         cfg.Logger,
 	})
 	if err != nil {
 		store.Close()
@@ -86,6 +90,10 @@ func newApp(ctx context.Context, cfg config) (*app, error) {
 
 	mux := http.NewServeMux()
 	mux.Handle(referral.Pattern, a.referrals)
+	// No session here: the link's token is the credential. A mail
+	// provider's one-click POST carries no Origin, so the cross-origin
+	// check below lets it through, as it does the page's own button.
+	mux.Handle(referral.UnsubscribePattern, a.referrals.Unsubscribe())
 	mux.HandleFunc("GET /{$}", a.home)
 	mux.HandleFunc("POST /login", a.login)
 	mux.HandleFunc("GET /signup", a.signupPage)

@@ -259,6 +259,63 @@ func TestReferralFlow(t *testing.T) {
 	}
 }
 
+// TestUnsubscribe: the invite carries the one-click headers and the same
+// link in both bodies; the link's page changes nothing, the POST a mail
+// provider sends unsubscribes, and then another user's invite to the
+// address is answered 201 but not sent.
+func TestUnsubscribe(t *testing.T) {
+	t.Parallel()
+	ta := startApp(t)
+	carol, err := createUser(t.Context(), ta.db, "carol@teamboard.example", "Carol", "caterpillar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := ta.signIn(t, "alice@teamboard.example", alicePassword)
+	if got := ta.invite(t, alice, strconv.FormatInt(ta.alice, 10), "friend@example.com", "same-origin", ta.url); got != http.StatusCreated {
+		t.Fatalf("invite: status %d, want 201", got)
+	}
+	msgs := ta.mail.Messages()
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages, want 1", len(msgs))
+	}
+	msg, err := smtptest.Parse(msgs[0].Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	header := msg.Header.Get("List-Unsubscribe")
+	link, ok := strings.CutPrefix(strings.TrimSuffix(header, ">"), "<"+ta.url+"/v1/unsubscribe/")
+	if !ok || link == "" || !strings.HasSuffix(header, ">") {
+		t.Fatalf("List-Unsubscribe %q, want <%s/v1/unsubscribe/TOKEN>", header, ta.url)
+	}
+	link = ta.url + "/v1/unsubscribe/" + link
+	if got := msg.Header.Get("List-Unsubscribe-Post"); got != "List-Unsubscribe=One-Click" {
+		t.Errorf("List-Unsubscribe-Post %q, want List-Unsubscribe=One-Click", got)
+	}
+	if !strings.Contains(msg.Text, link) || !strings.Contains(msg.HTML, `href="`+link+`"`) {
+		t.Errorf("the bodies do not link to %s:\n%s\n%s", link, msg.Text, msg.HTML)
+	}
+
+	if page := get(t, http.DefaultClient, link); !strings.Contains(page, `<form method="post">`) {
+		t.Errorf("GET %s: no confirmation form:\n%s", link, page)
+	}
+	resp, err := http.Post(link, "application/x-www-form-urlencoded", strings.NewReader("List-Unsubscribe=One-Click"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("one-click POST: status %d, want 200", resp.StatusCode)
+	}
+
+	c := ta.signIn(t, "carol@teamboard.example", "caterpillar")
+	if got := ta.invite(t, c, strconv.FormatInt(carol, 10), "Friend@example.com", "same-origin", ta.url); got != http.StatusCreated {
+		t.Errorf("Carol's invite: status %d, want 201 as for any invite", got)
+	}
+	if n := len(ta.mail.Messages()); n != 1 {
+		t.Errorf("%d messages, want still 1: the address unsubscribed", n)
+	}
+}
+
 func TestInviteRefused(t *testing.T) {
 	t.Parallel()
 	ta := startApp(t)

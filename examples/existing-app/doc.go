@@ -24,6 +24,9 @@
 //     (Handler.ShareLink) and counts (Handler.Stats); sign-up reads the
 //     link's ref parameter, creates the user and credits the referrer
 //     (Handler.Redeem), keeping the referrer's id in users.referred_by.
+//   - The people invited: every email carries a one-click unsubscribe link
+//     to the route mounted beside the app's own (Handler.Unsubscribe), and
+//     the suppression list lives in the same database.
 //
 // Mail goes to the SMTP server of -smtp, or by default into a Maildir
 // folder (-maildir). Sign up at /signup, then invite from the home page.

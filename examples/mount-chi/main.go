@@ -51,12 +51,17 @@ func main() {
 		log.Fatal(err)
 	}
 	invites, err := referral.New(referral.Config{
-		Auth:      auth.Either(auth.NewAPIKeys(store), tokens),
-		Store:     store,
-		Mailer:    mailer,
-		From:      "Acme <no-reply@acme.example>",
-		SignupURL: "https://acme.example/signup?ref={code}",
-		// chi keeps path parameters in its own route context.
+		Auth:  auth.Either(auth.NewAPIKeys(store), tokens),
+		Store: store,
+		// The same store keeps the suppression list; the unsubscribe links
+		// lead to the route mounted below.
+		Recipients:     store,
+		UnsubscribeURL: "https://acme.example/v1/unsubscribe/{token}",
+		Mailer:         mailer,
+		From:           "Acme <no-reply@acme.example>",
+		SignupURL:      "https://acme.example/signup?ref={code}",
+		// chi keeps path parameters in its own route context: userId and
+		// the unsubscribe route's token.
 		PathValue: func(r *http.Request, name string) string { return chi.URLParam(r, name) },
 	})
 	if err != nil {
@@ -72,6 +77,9 @@ func main() {
 	// Handle, not Post: the handler answers other methods itself with a 405
 	// in its JSON envelope.
 	r.Handle("/v1/users/{userId}/referral-invites", invites)
+	// The emails' one-click unsubscribe links (GET a page, POST to
+	// unsubscribe): no credentials, the token in the path is one.
+	r.Handle(referral.UnsubscribePattern, invites.Unsubscribe())
 
 	srv := &http.Server{Addr: "127.0.0.1:8082", Handler: r, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 45 * time.Second}
 	log.Printf("listening on http://%s", srv.Addr)

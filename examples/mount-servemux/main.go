@@ -35,12 +35,16 @@ func main() {
 		log.Fatal(err)
 	}
 	invites, err := referral.New(referral.Config{
-		Auth:      auth.NewAPIKeys(store), // the same SQLite file keeps the hashed keys
-		Store:     store,
-		Mailer:    mailer,
-		From:      "Acme <no-reply@acme.example>",
-		SignupURL: "https://acme.example/signup?ref={code}",
-		Logger:    slog.Default(),
+		Auth:  auth.NewAPIKeys(store), // the same SQLite file keeps the hashed keys
+		Store: store,
+		// The same store keeps the suppression list; the unsubscribe links
+		// lead to the route mounted below.
+		Recipients:     store,
+		UnsubscribeURL: "https://acme.example/v1/unsubscribe/{token}",
+		Mailer:         mailer,
+		From:           "Acme <no-reply@acme.example>",
+		SignupURL:      "https://acme.example/signup?ref={code}",
+		Logger:         slog.Default(),
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -62,6 +66,9 @@ func main() {
 	// The invite route, without a method in the pattern: the handler
 	// answers other methods with a 405 in its JSON envelope.
 	mux.Handle(referral.Pattern, invites)
+	// The emails' one-click unsubscribe links: no credentials, the token
+	// in the path is one.
+	mux.Handle(referral.UnsubscribePattern, invites.Unsubscribe())
 
 	srv := &http.Server{
 		Addr:              "127.0.0.1:8081",

@@ -1,6 +1,6 @@
 // Command mount shows every route of referralkit in a host app's net/http
-// mux: the invite route, the code lookup and the redemptions, with the
-// store doing redemptions too. The lines between "mount:begin" and
+// mux: the invite route, the code lookup, the redemptions and the
+// unsubscribe links, with the store doing redemptions and suppression too. The lines between "mount:begin" and
 // "mount:end" are the README's "Mounting in your app"; a test in
 // examples/server keeps the two the same, so the README's code compiles.
 //
@@ -46,9 +46,12 @@ func run(ctx context.Context) error {
 		Auth:        apiKeys, // auth.Either(apiKeys, tokens) takes browsers' access tokens too
 		Store:       store,
 		Redemptions: store, // Redeem, Stats and the redemptions route need it
-		Mailer:      mailer,
-		From:        "Acme <no-reply@acme.example>",
-		SignupURL:   "https://acme.example/signup?ref={code}",
+		Recipients:  store, // suppression list and the unsubscribe links' secret
+		// Where UnsubscribePattern is mounted below, as recipients reach it.
+		UnsubscribeURL: "https://acme.example/v1/unsubscribe/{token}",
+		Mailer:         mailer,
+		From:           "Acme <no-reply@acme.example>",
+		SignupURL:      "https://acme.example/signup?ref={code}",
 	})
 	if err != nil {
 		return err
@@ -57,9 +60,10 @@ func run(ctx context.Context) error {
 
 	mux := http.NewServeMux()
 	// No methods in the patterns: each handler answers the others with a
-	// 405 in its JSON envelope.
+	// 405 itself, the API routes in their JSON envelope.
 	mux.Handle(referral.Pattern, h)                                // POST: send an invite
 	mux.Handle(referral.CodePattern, h.CodeLookup())               // GET: is a code valid?
+	mux.Handle(referral.UnsubscribePattern, h.Unsubscribe())       // the emails' links: GET a page, POST one click
 	mux.Handle(referral.RedemptionPattern, h.Redemptions(apiKeys)) // POST: credit a sign-up (write key)
 	// Or credit it from your own sign-up handler, once the account exists:
 	// h.Redeem(r.Context(), code, newUserID, email)

@@ -15,7 +15,7 @@ import (
 // TestReadmeMountSnippet: the README's "Mounting in your app" is the code
 // of examples/mount between its mount:begin and mount:end lines (less one
 // tab of indentation), which builds, and it mounts every route with
-// redemptions configured.
+// redemptions and recipient protection configured.
 func TestReadmeMountSnippet(t *testing.T) {
 	t.Parallel()
 	src, err := os.ReadFile("../mount/main.go")
@@ -33,7 +33,10 @@ func TestReadmeMountSnippet(t *testing.T) {
 		"mux.Handle(referral.Pattern, h)",
 		"mux.Handle(referral.CodePattern, h.CodeLookup())",
 		"mux.Handle(referral.RedemptionPattern, h.Redemptions(apiKeys))",
+		"mux.Handle(referral.UnsubscribePattern, h.Unsubscribe())",
 		"Redemptions: store,",
+		"Recipients:  store,",
+		"UnsubscribeURL: ",
 		"go h.Run(ctx)",
 	} {
 		assert.Contains(t, code, want)
