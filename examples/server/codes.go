@@ -5,12 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"net/http"
 
-	"github.com/referralkit/referralkit/auth"
 	"github.com/referralkit/referralkit/mail"
-	"github.com/referralkit/referralkit/referral"
 )
 
 // runCodes runs "codes show -user ID [-app UUID]": the user's referral code
@@ -35,30 +31,16 @@ func runCodes(ctx context.Context, args []string, getenv func(string) string, st
 	if err := c.checkHandler(); err != nil {
 		return err
 	}
-	if app != "" {
-		id, ok := referral.CanonicalUUID(app)
-		if !ok {
-			return errors.New("codes show -app must be a UUID")
-		}
-		app = id
-	}
 	store, err := openBackend(ctx, &c)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	if app != "" {
-		if _, err := store.LookupApp(ctx, app); errors.Is(err, auth.ErrAppNotFound) {
-			return fmt.Errorf("codes show: no app %s (make one with keys create)", app)
-		} else if err != nil {
-			return err
-		}
+	if app, err = knownApp(ctx, store, "codes show", app); err != nil {
+		return err
 	}
-	// The handler only reads and makes codes here: nobody is let in and
-	// nothing is sent.
-	h, err := newHandler(&c, store, referral.AuthenticatorFunc(func(*http.Request, string) (referral.Principal, error) {
-		return referral.Principal{}, referral.ErrUnauthenticated
-	}), noMail{}, slog.New(slog.DiscardHandler))
+	// The handler only reads and makes codes here.
+	h, err := newOfflineHandler(&c, store)
 	if err != nil {
 		return err
 	}
@@ -78,5 +60,5 @@ func runCodes(ctx context.Context, args []string, getenv func(string) string, st
 type noMail struct{}
 
 func (noMail) Send(context.Context, mail.Message) error {
-	return errors.New("codes show sends no mail")
+	return errors.New("a subcommand sends no mail")
 }

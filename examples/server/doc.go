@@ -21,6 +21,7 @@
 //	apps disable|enable -app UUID
 //	token -app UUID -user ID [-name NAME] [-ttl 1h]
 //	codes show -user ID [-app UUID]
+//	suppress add|remove|check [-app UUID] EMAIL
 //
 // token signs a development access token with a key kept next to the
 // database (referral-dev-key.pem); the server trusts that key only when
@@ -29,6 +30,10 @@
 // Acme", with -app-name Acme). apps disable refuses an app's keys and
 // tokens alike (403) until apps enable; keys revoke leaves its tokens
 // working. codes show prints a user's referral code and share link, making
-// the code if there is none. token and codes show take -user-ids: with
+// the code if there is none. suppress keeps an app's suppression list (an
+// address that unsubscribed is on it too): add, and later invites to the
+// address are answered as usual but never sent; check exits 0 when the
+// address is suppressed, 1 when not, printing the reason, and 2 when it
+// cannot tell. token and codes show take -user-ids: with
 // opaque, user ids are a host's own (such as 42), not UUIDs.
 package main

@@ -226,7 +226,7 @@ func TestUsageAndReadmeListEveryFlag(t *testing.T) {
 	var stderr bytes.Buffer
 	assert.Equal(t, 0, run(context.Background(), []string{"-h"}, func(string) string { return "" }, io.Discard, &stderr))
 	usage := stderr.String()
-	for _, want := range []string{"codes show -user ID [-app UUID]", "token -app UUID -user ID [-name N]", "take -user-ids"} {
+	for _, want := range []string{"codes show -user ID [-app UUID]", "token -app UUID -user ID [-name N]", "take -user-ids", "suppress add|remove|check [-app UUID] EMAIL"} {
 		assert.Contains(t, usage, want)
 	}
 	readme, err := os.ReadFile("../../README.md")

@@ -19,7 +19,8 @@ func main() {
 }
 
 // run is the whole program; main only adds the process around it. It
-// returns the exit code: 0, 1 when something failed, 2 for bad usage.
+// returns the exit code: 0, 1 when something failed, 2 for bad usage
+// ("suppress check" answers 0 or 1, and exits 2 when it cannot).
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	var err error
 	switch {
@@ -31,6 +32,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = runToken(ctx, args[1:], getenv, stdout, stderr)
 	case len(args) > 0 && args[0] == "codes":
 		err = runCodes(ctx, args[1:], getenv, stdout, stderr)
+	case len(args) > 0 && args[0] == "suppress":
+		err = runSuppress(ctx, args[1:], getenv, stdout, stderr)
 	default:
 		err = serve(ctx, args, getenv, stderr)
 	}
@@ -39,6 +42,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
+	case errors.Is(err, errNotSuppressed): // already printed
+		return 1
 	case errors.As(err, new(usageError)):
 		fmt.Fprintln(stderr, "referral server:", err)
 		return 2

@@ -42,6 +42,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
   server apps disable|enable -app UUID                refuse (403) or accept an app's keys and tokens again
   server token -app UUID -user ID [-name N] [-ttl 1h] a development access token
   server codes show -user ID [-app UUID]              a user's referral code and share link
+  server suppress add|remove|check [-app UUID] EMAIL  never invite an address again, or again; check exits 0 if suppressed, 1 if not
 All of them take -db; token and codes take -user-ids. Flags of the server:
 `)
 		fs.PrintDefaults()
@@ -50,7 +51,7 @@ All of them take -db; token and codes take -user-ids. Flags of the server:
 		return err
 	}
 	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unknown command %q: use keys, apps, token, codes or no command to serve", fs.Arg(0))}
+		return usageError{fmt.Errorf("unknown command %q: use keys, apps, token, codes, suppress or no command to serve", fs.Arg(0))}
 	}
 	if err := c.check(); err != nil {
 		return usageError{err}
