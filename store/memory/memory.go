@@ -12,8 +12,8 @@ import (
 	"github.com/referralkit/referralkit/store/internal/storeimpl"
 )
 
-// Store is an in-memory referral.CodeStore. The zero value is not ready:
-// use New.
+// Store is an in-memory referral.CodeStore, referral.RedemptionStore and
+// referral.RecipientStore. The zero value is not ready: use New.
 type Store struct {
 	mu       sync.Mutex
 	codes    map[userKey]string
@@ -23,6 +23,11 @@ type Store struct {
 	idemKeys map[idemKey]*referral.Invite
 	redeemed map[userKey]referral.Redemption   // by app and new user
 	credited map[userKey][]referral.Redemption // by app and referrer
+	// byAddress holds each address's invites by app and AddressHash (in
+	// userKey's user), for the recipient limit and Suppress.
+	byAddress  map[userKey][]*referral.Invite
+	suppressed map[userKey]referral.Suppression // by app and AddressHash
+	secrets    map[string][]byte
 }
 
 type userKey struct{ app, user string }
@@ -44,6 +49,10 @@ func New() *Store {
 		idemKeys: map[idemKey]*referral.Invite{},
 		redeemed: map[userKey]referral.Redemption{},
 		credited: map[userKey][]referral.Redemption{},
+
+		byAddress:  map[userKey][]*referral.Invite{},
+		suppressed: map[userKey]referral.Suppression{},
+		secrets:    map[string][]byte{},
 	}
 }
 
@@ -71,9 +80,9 @@ func (s *Store) EnsureCode(ctx context.Context, appID, userID string, newCode fu
 	return "", referral.ErrCodeTaken
 }
 
-// RecordInvite stores inv after the idempotency, limit and cooldown checks
-// of [referral.CodeStore], atomically with them, and returns the invite
-// stored or replayed.
+// RecordInvite stores inv after the idempotency, limit, cooldown and
+// recipient checks of [referral.CodeStore], atomically with them, and
+// returns the invite stored (suppressed, maybe) or replayed.
 func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim referral.Limits) (referral.Invite, bool, error) {
 	if err := ctx.Err(); err != nil {
 		return referral.Invite{}, false, err
@@ -112,13 +121,44 @@ func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim refer
 			}
 		}
 	}
+	ak := userKey{inv.AppID, inv.AddressHash}
+	if reason := s.suppressReason(ak, inv.CreatedAt, lim); reason != "" {
+		inv = storeimpl.Suppressed(inv, reason)
+	}
 	stored := inUTC(inv)
 	s.invites[inv.ID] = &stored
 	s.byUser[uk] = slices.Insert(past, createdAfter(past, inv.CreatedAt), &stored)
+	if inv.AddressHash != "" {
+		s.byAddress[ak] = append(s.byAddress[ak], &stored)
+	}
 	if inv.IdempotencyKey != "" {
 		s.idemKeys[ik] = &stored
 	}
 	return stored, false, nil
+}
+
+// suppressReason is step 4 of RecordInvite for an invite of address ak
+// created at now: the reason to record it suppressed, "" for none.
+func (s *Store) suppressReason(ak userKey, now time.Time, lim referral.Limits) string {
+	if ak.user == "" {
+		return ""
+	}
+	if sup, ok := s.suppressed[ak]; ok {
+		return sup.Reason
+	}
+	if lim.MaxPerRecipient <= 0 {
+		return ""
+	}
+	since, n := now.Add(-lim.RecipientWindow), 0
+	for _, p := range s.byAddress[ak] {
+		if p.CreatedAt.After(since) && (p.Status == referral.StatusPending || p.Status == referral.StatusSent) {
+			n++
+		}
+	}
+	if n >= lim.MaxPerRecipient {
+		return referral.ReasonRecipientLimit
+	}
+	return ""
 }
 
 // inUTC returns inv with every time in UTC, as the interface promises to

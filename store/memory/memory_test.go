@@ -15,3 +15,7 @@ func TestConformance(t *testing.T) {
 func TestRedemptionConformance(t *testing.T) {
 	storetest.RunRedemptions(t, func(t *testing.T) storetest.Redemptions { return memory.New() })
 }
+
+func TestRecipientConformance(t *testing.T) {
+	storetest.RunRecipients(t, func(t *testing.T) storetest.Recipients { return memory.New() })
+}

@@ -1,5 +1,5 @@
 // Package postgres is the referral.CodeStore, referral.RedemptionStore,
-// auth.KeyStore and auth.KeyManager for host apps that run several instances
+// referral.RecipientStore, auth.KeyStore and auth.KeyManager for host apps that run several instances
 // on one PostgreSQL database, through github.com/jackc/pgx/v5. One
 // redemption per new user holds across processes (the redemptions table's
 // primary key).
@@ -13,7 +13,12 @@
 // referrer (pg_advisory_xact_lock) before it checks the idempotency key, the
 // limit and the cooldown and inserts, in one transaction of two round trips,
 // so that no race lets more invites through than a limit allows; invites of
-// different referrers do not wait for each other. ClaimDue claims with FOR UPDATE SKIP
+// different referrers do not wait for each other. An invite with an
+// AddressHash also takes a lock on (app, AddressHash) for the recipient
+// limit and the suppression list, which Suppress takes too: an invite
+// recorded while its address is being suppressed is either recorded
+// suppressed or marked so, never left to send. Secret inserts with ON
+// CONFLICT DO NOTHING and reads what stands. ClaimDue claims with FOR UPDATE SKIP
 // LOCKED and a lease, so that workers in several processes never get one
 // invite at the same time. EnsureCode relies on the unique keys of the codes
 // table: a code taken by another user is retried with a new one, and
@@ -22,7 +27,10 @@
 //
 // Tables: every table and index the store creates starts with referral_:
 // referral_codes, referral_invites, referral_apps, referral_api_keys,
-// referral_redemptions and referral_schema_migrations, which records the
+// referral_redemptions, referral_suppressions (the addresses each app never
+// emails again, by keyed hash: the address itself is not kept),
+// referral_secrets (the secret that keys those hashes and signs
+// unsubscribe links) and referral_schema_migrations, which records the
 // applied migrations. So the store can share a host's database and schema
 // beside the host's tables, say invites, users or golang-migrate's
 // schema_migrations, which it never reads, alters or drops.

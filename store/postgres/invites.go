@@ -18,8 +18,12 @@ func scanInvite(row pgx.Row) (referral.Invite, error) {
 	return storeimpl.ScanInvite(row, fromNull)
 }
 
-// lockReferrerSQL serializes RecordInvite per referrer, across every
-// connection and process, until the end of the transaction.
+// lockSQL serializes RecordInvite per referrer (namespace lockReferrer,
+// the app and referrer) and per address (lockRecipient, the app and
+// AddressHash, which Suppress takes too), across every connection and
+// process, until the end of the transaction. RecordInvite takes the
+// referrer's first and Suppress takes only the address's, so no two
+// transactions wait for each other in a circle.
 //
 // An advisory lock rather than a row lock (say, SELECT ... FOR UPDATE on a
 // per-referrer row): the referrer of a first invite has no row to lock yet,
@@ -27,7 +31,7 @@ func scanInvite(row pgx.Row) (referral.Invite, error) {
 // tuple) on every invite; the advisory lock writes nothing, needs no table,
 // and is released by the commit or rollback. Two referrers whose keys hash
 // alike merely queue behind each other.
-const lockReferrerSQL = `SELECT pg_advisory_xact_lock($1, hashtext($2::text || '/' || $3::text))`
+const lockSQL = `SELECT pg_advisory_xact_lock($1, hashtext($2::text || '/' || $3::text))`
 
 // replayWhere finds the invites an Idempotency-Key repeats (step 1 of
 // RecordInvite); the newest of them is the earlier invite.
@@ -47,12 +51,14 @@ WHERE id = (SELECT id FROM referral_invites WHERE ` + replayWhere + ` ORDER BY c
 	AND (status = 'failed' OR (status = 'pending' AND (lease_until IS NULL OR lease_until <= @created_at)))
 RETURNING ` + storeimpl.InviteColumns
 
-// recordSQL does RecordInvite's three checks and, if all pass, the insert.
-// It returns the id of the invite to replay, the created_at of the invite
-// whose leaving the window ends the limit, that of the invite that started
-// the cooldown (each NULL when its check passes or is off), and whether it
-// inserted. Every window is exclusive at its start: an invite created exactly
-// Window ago no longer counts, so retrying RetryAfter later succeeds.
+// recordSQL does RecordInvite's checks and, if the first three pass, the
+// insert, suppressed if the fourth says so. It returns the id of the
+// invite to replay, the created_at of the invite whose leaving the window
+// ends the limit, that of the invite that started the cooldown (each NULL
+// when its check passes or is off), the reason the invite was suppressed
+// (NULL for none), and whether it inserted. Every window is exclusive at
+// its start: an invite created exactly Window ago no longer counts, so
+// retrying RetryAfter later succeeds.
 const recordSQL = `WITH
 replay AS (
 	SELECT id FROM referral_invites
@@ -73,64 +79,86 @@ cooling AS (
 		AND email_key = @email_key AND status <> 'failed' AND created_at > @cooldown_since
 	ORDER BY created_at DESC LIMIT 1
 ),
+recipient AS (
+	-- The suppression's reason, else the recipient limit's: the
+	-- MaxPerRecipient-th invite of the address that is or may yet be sent.
+	SELECT coalesce(
+		(SELECT reason FROM referral_suppressions WHERE app_id = @app_id AND address_hash = @address_hash),
+		(SELECT text '` + referral.ReasonRecipientLimit + `' FROM referral_invites
+			WHERE @max_per_recipient::integer > 0 AND app_id = @app_id AND address_hash = @address_hash
+				AND status IN ('pending', 'sent') AND created_at > @recipient_since
+			LIMIT 1 OFFSET greatest(@max_per_recipient::integer - 1, 0))) AS reason
+	WHERE @address_hash::text <> ''
+),
 inserted AS (
 	INSERT INTO referral_invites (` + storeimpl.InviteColumns + `)
 	SELECT @id::text, @app_id::text, @referrer_id::text, @email::text, @email_key::text, @language::text,
-		@code::text, @idempotency_key::text, @status::text, @attempts::integer, @last_error::text,
-		@next_attempt_at::timestamptz, @lease_until::timestamptz, @created_at::timestamptz, @updated_at::timestamptz,
+		@code::text, @idempotency_key::text, CASE WHEN v.reason IS NULL THEN @status::text ELSE 'suppressed' END,
+		@attempts::integer, coalesce(v.reason, @last_error::text), @next_attempt_at::timestamptz,
+		CASE WHEN v.reason IS NULL THEN @lease_until::timestamptz END, @created_at::timestamptz, @updated_at::timestamptz,
 		@referrer_name::text, @address_hash::text
+	FROM (SELECT (SELECT reason FROM recipient) AS reason) AS v
 	WHERE NOT EXISTS (SELECT FROM replay) AND NOT EXISTS (SELECT FROM window_full) AND NOT EXISTS (SELECT FROM cooling)
 	RETURNING 1
 )
 SELECT (SELECT id FROM replay), (SELECT created_at FROM window_full), (SELECT created_at FROM cooling),
-	EXISTS (SELECT FROM inserted)`
+	(SELECT reason FROM recipient), EXISTS (SELECT FROM inserted)`
 
-// RecordInvite stores inv after the idempotency, limit and cooldown checks
-// of [referral.CodeStore], atomically with them, and returns the invite
-// stored or replayed.
+// RecordInvite stores inv after the idempotency, limit, cooldown and
+// recipient checks of [referral.CodeStore], atomically with them, and
+// returns the invite stored (suppressed, maybe) or replayed.
 func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim referral.Limits) (referral.Invite, bool, error) {
 	inv.NextAttemptAt, inv.LeaseUntil = stored(inv.NextAttemptAt), stored(inv.LeaseUntil)
 	inv.CreatedAt, inv.UpdatedAt = stored(inv.CreatedAt), stored(inv.UpdatedAt)
 	now := inv.CreatedAt
 
-	// The lock, the checks and the insert go in one transaction, sent in
+	// The locks, the checks and the insert go in one transaction, sent in
 	// one round trip, and the commit in a second: a caller that gives up
 	// before the commit is sent leaves nothing behind, whatever its pool's
 	// way of cancelling. The check-and-insert is a statement of its own
 	// because under READ COMMITTED each statement reads a snapshot taken
-	// when it starts: after the lock, it sees every invite of the referrer
-	// that an earlier holder committed. A reclaim goes before the checks,
-	// which then find the reclaimed invite to replay and store nothing.
+	// when it starts: after the locks, it sees every invite of the referrer
+	// and of the address, and every suppression of the address, that an
+	// earlier holder committed. An invite without an AddressHash takes no
+	// address lock: step 4 does not apply to it. A reclaim goes before the
+	// checks, which then find the reclaimed invite to replay and store
+	// nothing.
 	replayOn := inv.IdempotencyKey != "" && lim.IdempotencyTTL > 0
 	reclaim := replayOn && inv.Attempts > 0
 	args := pgx.NamedArgs{
-		"replay_on":        replayOn,
-		"replay_since":     now.Add(-lim.IdempotencyTTL),
-		"max_per_referrer": max(lim.MaxPerReferrer, 0),
-		"window_since":     now.Add(-lim.Window),
-		"cooldown_on":      lim.Cooldown > 0,
-		"cooldown_since":   now.Add(-lim.Cooldown),
-		"id":               inv.ID,
-		"app_id":           inv.AppID,
-		"referrer_id":      inv.ReferrerID,
-		"email":            inv.Email,
-		"email_key":        inv.EmailKey,
-		"language":         inv.Language,
-		"code":             inv.Code,
-		"idempotency_key":  inv.IdempotencyKey,
-		"status":           string(inv.Status),
-		"attempts":         inv.Attempts,
-		"last_error":       inv.LastError,
-		"next_attempt_at":  inv.NextAttemptAt,
-		"lease_until":      nullTime(inv.LeaseUntil),
-		"created_at":       inv.CreatedAt,
-		"updated_at":       inv.UpdatedAt,
-		"referrer_name":    inv.ReferrerName,
-		"address_hash":     inv.AddressHash,
+		"replay_on":         replayOn,
+		"replay_since":      now.Add(-lim.IdempotencyTTL),
+		"max_per_referrer":  max(lim.MaxPerReferrer, 0),
+		"window_since":      now.Add(-lim.Window),
+		"cooldown_on":       lim.Cooldown > 0,
+		"cooldown_since":    now.Add(-lim.Cooldown),
+		"id":                inv.ID,
+		"app_id":            inv.AppID,
+		"referrer_id":       inv.ReferrerID,
+		"email":             inv.Email,
+		"email_key":         inv.EmailKey,
+		"language":          inv.Language,
+		"code":              inv.Code,
+		"idempotency_key":   inv.IdempotencyKey,
+		"status":            string(inv.Status),
+		"attempts":          inv.Attempts,
+		"last_error":        inv.LastError,
+		"next_attempt_at":   inv.NextAttemptAt,
+		"lease_until":       nullTime(inv.LeaseUntil),
+		"created_at":        inv.CreatedAt,
+		"updated_at":        inv.UpdatedAt,
+		"referrer_name":     inv.ReferrerName,
+		"address_hash":      inv.AddressHash,
+		"max_per_recipient": max(lim.MaxPerRecipient, 0),
+		"recipient_since":   now.Add(-lim.RecipientWindow),
 	}
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{})
-	b.Queue(lockReferrerSQL, lockReferrer, inv.AppID, inv.ReferrerID)
+	b.Queue(lockSQL, lockReferrer, inv.AppID, inv.ReferrerID)
+	lockAddress := inv.AddressHash != ""
+	if lockAddress {
+		b.Queue(lockSQL, lockRecipient, inv.AppID, inv.AddressHash)
+	}
 	if reclaim {
 		b.Queue(reclaimSQL, args)
 	}
@@ -140,6 +168,7 @@ func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim refer
 		reclaimedOne        bool
 		replayID            *string
 		windowFull, cooling *time.Time
+		suppressed          *string
 		inserted            bool
 	)
 	br := s.pool.SendBatch(ctx, b)
@@ -148,7 +177,10 @@ func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim refer
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	_, err := br.Exec() // BEGIN
 	if err == nil {
-		_, err = br.Exec() // the lock
+		_, err = br.Exec() // the referrer's lock
+	}
+	if err == nil && lockAddress {
+		_, err = br.Exec() // the address's lock
 	}
 	if err == nil && reclaim {
 		reclaimed, err = scanInvite(br.QueryRow())
@@ -158,7 +190,7 @@ func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim refer
 		}
 	}
 	if err == nil {
-		err = br.QueryRow().Scan(&replayID, &windowFull, &cooling, &inserted)
+		err = br.QueryRow().Scan(&replayID, &windowFull, &cooling, &suppressed, &inserted)
 	}
 	if cerr := br.Close(); err == nil {
 		err = cerr
@@ -183,6 +215,8 @@ func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim refer
 		return referral.Invite{}, false, &referral.LimitError{RetryAfter: cooling.Add(lim.Cooldown).Sub(now), Cooldown: true}
 	case !inserted:
 		return referral.Invite{}, false, errors.New("postgres: record invite: no check refused the invite, yet none was stored")
+	case suppressed != nil:
+		return storeimpl.Suppressed(inv, *suppressed), false, nil
 	}
 	return inv, false, nil
 }

@@ -15,8 +15,9 @@ import (
 	"github.com/referralkit/referralkit/referral"
 )
 
-// Store is a referral.CodeStore, referral.RedemptionStore, auth.KeyStore
-// and auth.KeyManager in a PostgreSQL database. It is safe for concurrent use, and its checks hold
+// Store is a referral.CodeStore, referral.RedemptionStore,
+// referral.RecipientStore, auth.KeyStore and auth.KeyManager in a
+// PostgreSQL database. It is safe for concurrent use, and its checks hold
 // across every process that shares the database. Build it with [Open] or
 // [New].
 type Store struct {
@@ -35,8 +36,9 @@ var (
 // so that the store's locks cannot meet those of other code sharing the
 // database (which would only make both wait, but needlessly).
 const (
-	lockMigrate  int32 = 0x52464b30 // "RFK0"
-	lockReferrer int32 = 0x52464b31 // "RFK1"
+	lockMigrate   int32 = 0x52464b30 // "RFK0"
+	lockReferrer  int32 = 0x52464b31 // "RFK1"
+	lockRecipient int32 = 0x52464b32 // "RFK2"
 )
 
 // cancelDeadline is how long a call whose context ended waits for the server

@@ -130,6 +130,12 @@ func TestCancelledContext(t *testing.T) {
 		{"ListKeys", func() error { _, err := s.ListKeys(ctx, testApp); return err }},
 		{"SetAppDisabled", func() error { return s.SetAppDisabled(ctx, testApp, true) }},
 		{"Ping", func() error { return s.Ping(ctx) }},
+		{"Secret", func() error { _, err := s.Secret(ctx, "k", func() []byte { return []byte{1} }); return err }},
+		{"Suppress", func() error { return s.Suppress(ctx, referral.Suppression{AppID: testApp, AddressHash: "h"}) }},
+		{"Unsuppress", func() error { return s.Unsuppress(ctx, testApp, "h") }},
+		{"Suppression", func() error { _, _, err := s.Suppression(ctx, testApp, "h"); return err }},
+		{"InviteRecipient", func() error { _, err := s.InviteRecipient(ctx, inv.ID); return err }},
+		{"EraseAddresses", func() error { _, err := s.EraseAddresses(ctx, time.Now(), 1); return err }},
 	} {
 		assert.ErrorIs(t, c.call(), context.Canceled, c.name)
 	}

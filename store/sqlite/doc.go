@@ -1,6 +1,6 @@
 // Package sqlite is the default store: referral.CodeStore,
-// referral.RedemptionStore, auth.KeyStore and auth.KeyManager in one SQLite
-// file, through the pure-Go driver modernc.org/sqlite (driver name
+// referral.RedemptionStore, referral.RecipientStore, auth.KeyStore and
+// auth.KeyManager in one SQLite file, through the pure-Go driver modernc.org/sqlite (driver name
 // "sqlite"), so that the library needs no C toolchain.
 //
 // [Open] is the common case: it opens a file with the pragmas the store
@@ -26,7 +26,9 @@
 // the COMMIT, so a 201 still means a synced row. One fsync then covers a
 // whole batch, which is what lets RecordInvite, with its checks, outrun
 // plain one-row inserts. RecordInvite runs its checks and its insert in one
-// such transaction, which makes the limits hold across processes.
+// such transaction, which makes the limits hold across processes: the
+// recipient limit and the suppression list too, which Suppress changes in
+// a write transaction of its own.
 //
 // Files: a database file Open creates is readable by its owner only
 // (0600), and so are the -wal and -shm files SQLite keeps beside it. A file
@@ -38,7 +40,10 @@
 //
 // Tables: every table and index the store creates starts with referral_:
 // referral_codes, referral_invites, referral_apps, referral_api_keys,
-// referral_redemptions and referral_schema_migrations, which records the
+// referral_redemptions, referral_suppressions (the addresses each app never
+// emails again, by keyed hash: the address itself is not kept),
+// referral_secrets (the secret that keys those hashes and signs
+// unsubscribe links) and referral_schema_migrations, which records the
 // applied migrations. So the store can share a host's own database (see
 // [New]) beside the host's tables, say invites, users or golang-migrate's
 // schema_migrations, which it never reads, alters or drops.

@@ -16,9 +16,9 @@ func scanInvite(row storeimpl.Row) (referral.Invite, error) {
 	return storeimpl.ScanInvite(row, fromMillis)
 }
 
-// RecordInvite stores inv after the idempotency, limit and cooldown checks
-// of [referral.CodeStore], atomically with them, and returns the invite
-// stored or replayed.
+// RecordInvite stores inv after the idempotency, limit, cooldown and
+// recipient checks of [referral.CodeStore], atomically with them, and
+// returns the invite stored (suppressed, maybe) or replayed.
 func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim referral.Limits) (referral.Invite, bool, error) {
 	inv.NextAttemptAt, inv.LeaseUntil = stored(inv.NextAttemptAt), stored(inv.LeaseUntil)
 	inv.CreatedAt, inv.UpdatedAt = stored(inv.CreatedAt), stored(inv.UpdatedAt)
@@ -101,6 +101,17 @@ func recordInvite(ctx context.Context, c *wconn, inv referral.Invite, lim referr
 			return referral.Invite{}, false, err
 		}
 	}
+	if inv.AddressHash != "" {
+		var reason string
+		err := c.QueryRowContext(ctx, recipientSQL, inv.AppID, inv.AddressHash, lim.MaxPerRecipient,
+			millis(now.Add(-lim.RecipientWindow)), max(lim.MaxPerRecipient-1, 0)).Scan(&reason)
+		if err != nil {
+			return referral.Invite{}, false, err
+		}
+		if reason != "" {
+			inv = storeimpl.Suppressed(inv, reason)
+		}
+	}
 	_, err := c.ExecContext(ctx, `INSERT INTO referral_invites (`+storeimpl.InviteColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		inv.ID, inv.AppID, inv.ReferrerID, inv.Email, inv.EmailKey, inv.Language, inv.Code, inv.IdempotencyKey,
 		string(inv.Status), inv.Attempts, inv.LastError,
@@ -108,6 +119,18 @@ func recordInvite(ctx context.Context, c *wconn, inv referral.Invite, lim referr
 		inv.AddressHash)
 	return inv, false, err
 }
+
+// recipientSQL is step 4 of RecordInvite: the reason to record the invite
+// of address ?2 in app ?1 suppressed, ” for none. The suppression's reason
+// comes first; then the recipient limit (?3 invites, off when not above 0),
+// which counts only invites that are or may yet be sent, created after ?4;
+// ?5 is ?3-1, the offset of the oldest invite that fills it.
+const recipientSQL = `SELECT coalesce(
+	(SELECT reason FROM referral_suppressions WHERE app_id = ?1 AND address_hash = ?2),
+	(SELECT '` + referral.ReasonRecipientLimit + `' FROM referral_invites
+		WHERE ?3 > 0 AND app_id = ?1 AND address_hash = ?2 AND created_at > ?4 AND status IN ('pending', 'sent')
+		LIMIT 1 OFFSET ?5),
+	'')`
 
 // UpdateDelivery records the outcome of a delivery attempt; see
 // [referral.CodeStore].

@@ -13,6 +13,7 @@ import (
 
 	"github.com/referralkit/referralkit/referral"
 	"github.com/referralkit/referralkit/store/sqlite"
+	"github.com/referralkit/referralkit/store/storetest"
 )
 
 // TestLimitAcrossProcesses races two stores on one file, each with its own
@@ -63,4 +64,23 @@ func TestLimitAcrossProcesses(t *testing.T) {
 	invites, err := stores[0].Invites(t.Context())
 	require.NoError(t, err)
 	assert.Len(t, invites, limit)
+}
+
+// TestRecipientsAcrossProcesses runs the concurrency cases of the
+// RecipientStore suite on two stores of one file, each with its own pool
+// and write queue, as two processes would have them.
+func TestRecipientsAcrossProcesses(t *testing.T) {
+	storetest.RunRecipientsShared(t, func(t *testing.T) []storetest.Recipients {
+		path := filepath.Join(t.TempDir(), "referral.db")
+		var stores []storetest.Recipients
+		for range 2 {
+			db, err := sql.Open("sqlite", sqlite.DSN(path))
+			require.NoError(t, err)
+			t.Cleanup(func() { db.Close() })
+			s, err := sqlite.New(db)
+			require.NoError(t, err)
+			stores = append(stores, s)
+		}
+		return stores
+	})
 }

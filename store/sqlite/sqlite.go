@@ -29,8 +29,9 @@ const (
 // transaction before giving up with SQLITE_BUSY.
 const busyTimeout = 10 * time.Second
 
-// Store is a referral.CodeStore, referral.RedemptionStore, auth.KeyStore
-// and auth.KeyManager in a SQLite database. It is safe for concurrent use. Build it with [Open] or [New].
+// Store is a referral.CodeStore, referral.RedemptionStore,
+// referral.RecipientStore, auth.KeyStore and auth.KeyManager in a SQLite
+// database. It is safe for concurrent use. Build it with [Open] or [New].
 type Store struct {
 	db *sql.DB
 	// owned: Close closes db (Open opened it).

@@ -1,6 +1,10 @@
 // Package storetest holds the conformance suites every store must pass:
-// [Run] for a referral.CodeStore and [RunKeyStore] for an auth.KeyStore
-// with its auth.KeyManager. A store's own tests call them with a function
+// [Run] for a referral.CodeStore, [RunRedemptions] for a
+// referral.RedemptionStore, [RunRecipients] for a referral.RecipientStore
+// with the recipient check of RecordInvite, and [RunKeyStore] for an
+// auth.KeyStore with its auth.KeyManager. [RunRecipientsShared] runs the
+// recipient suite's concurrency cases on several stores of one database,
+// as several processes would have them. A store's own tests call them with a function
 // that makes a fresh, empty store:
 //
 //	func TestConformance(t *testing.T) {
@@ -23,13 +27,21 @@
 //   - ClaimDue with max <= 0 claims nothing.
 //   - ResolveCode compares exactly: callers normalize (referral.NormalizeCode),
 //     so a lower-case or hyphenated spelling of a code is not found.
-//   - Every field of an invite comes back as stored, ReferrerName included.
+//   - Every field of an invite comes back as stored, ReferrerName and
+//     AddressHash included.
 //   - User and app ids are opaque and compared byte by byte: "42", "user:7",
 //     "Alice" and "alice" are four users, and an empty app id is an app.
 //   - An inline retry of an Idempotency-Key (inv.Attempts > 0) that reclaims
 //     the earlier invite holds it under its own lease: ClaimDue does not
 //     take it before then, and of concurrent retries and claims exactly one
 //     gets it.
+//   - An invite RecordInvite suppresses keeps the rest of what it was given
+//     (Attempts included); Suppress also releases the lease of the pending
+//     invites it marks. Invites without an AddressHash are never
+//     suppressed or counted for the recipient limit.
+//   - EraseAddresses erases an address once: invites erased already are
+//     not counted again, so a caller can repeat it until it returns less
+//     than max. max <= 0 erases nothing.
 //
 // Subtests run in parallel, so newStore must be safe to call from several
 // goroutines.

@@ -74,3 +74,12 @@ func Reclaimed(earlier, inv referral.Invite) referral.Invite {
 	earlier.UpdatedAt = inv.CreatedAt.UTC()
 	return earlier
 }
+
+// Suppressed returns inv as RecordInvite stores it in step 4 of its
+// contract: suppressed for reason, unclaimed, never to be sent.
+func Suppressed(inv referral.Invite, reason string) referral.Invite {
+	inv.Status = referral.StatusSuppressed
+	inv.LastError = reason
+	inv.LeaseUntil = time.Time{}
+	return inv
+}
