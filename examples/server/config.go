@@ -35,6 +35,10 @@ type config struct {
 	tokenIssuer string
 	tokenKeys   string
 	corsOrigins string
+	// DKIM signing: all three or none.
+	dkimDomain   string
+	dkimSelector string
+	dkimKey      string
 	// Not in DESIGN.md's table: tuning for queued delivery and load tests.
 	sendTimeout  string
 	retryBackoff string
@@ -66,6 +70,9 @@ func (c *config) options() []option {
 		{&c.tokenIssuer, "token-issuer", "REFERRAL_TOKEN_ISSUER", "", "expected iss of access tokens (default " + devIssuer + " with the dev key)"},
 		{&c.tokenKeys, "token-keys", "REFERRAL_TOKEN_KEYS", "", "file with the issuer's public keys (PEM or JWKS); empty: the local development key"},
 		{&c.corsOrigins, "cors-origins", "REFERRAL_CORS_ORIGINS", "", "comma-separated browser origins allowed to call the route"},
+		{&c.dkimDomain, "dkim-domain", "REFERRAL_DKIM_DOMAIN", "", "DKIM signing domain (d=), e.g. -from's; with -dkim-selector and -dkim-key"},
+		{&c.dkimSelector, "dkim-selector", "REFERRAL_DKIM_SELECTOR", "", "DKIM selector (s=): the key is published at SELECTOR._domainkey.DOMAIN"},
+		{&c.dkimKey, "dkim-key", "REFERRAL_DKIM_KEY", "", "PEM file with the DKIM private key (RSA of 2048 bits or more, or Ed25519); the start-up log shows the DNS TXT record"},
 		{&c.sendTimeout, "send-timeout", "REFERRAL_SEND_TIMEOUT", "15s", "bound on one delivery attempt"},
 		{&c.retryBackoff, "retry-backoff", "REFERRAL_RETRY_BACKOFF", "30s", "queued delivery: first retry delay, doubling with jitter up to 1h"},
 	}
@@ -89,6 +96,17 @@ func (c *config) newFlagSet(name string, getenv func(string) string, stderr io.W
 		fs.StringVar(o.dst, o.flag, def, o.usage+" (env "+o.env+")")
 	}
 	return fs
+}
+
+// countSet is how many of vs are not empty.
+func countSet(vs ...string) int {
+	n := 0
+	for _, v := range vs {
+		if v != "" {
+			n++
+		}
+	}
+	return n
 }
 
 func contains(list []string, s string) bool {
@@ -117,6 +135,9 @@ func (c *config) check() error {
 	}
 	if c.tokenKeys != "" && c.tokenIssuer == "" {
 		return errors.New("-token-keys needs -token-issuer: the iss that tokens signed with those keys carry")
+	}
+	if n := countSet(c.dkimDomain, c.dkimSelector, c.dkimKey); n != 0 && n != 3 {
+		return errors.New("-dkim-domain, -dkim-selector and -dkim-key go together: give all three, or none to send unsigned mail")
 	}
 	for _, o := range c.origins() {
 		u, err := url.Parse(o)

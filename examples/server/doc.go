@@ -11,7 +11,11 @@
 // to a landing page the server serves (GET /signup?ref=CODE), which shows
 // the code, whether it is valid, and what a host app would do with it;
 // -public-url is the server's base URL as recipients reach it, and
-// -signup-url links to a host's own page instead.
+// -signup-url links to a host's own page instead. Every email carries a
+// one-click unsubscribe link to the server's /v1/unsubscribe/{token}.
+// With -dkim-domain, -dkim-selector and -dkim-key (all three or none) every
+// message is DKIM-signed, and the start-up log shows the DNS TXT record to
+// publish.
 //
 // Subcommands (all take -db):
 //

@@ -343,6 +343,10 @@ func TestMisconfigurationStopsWithOneLine(t *testing.T) {
 		{"missing templates folder", []string{"-templates", filepath.Join(dir, "none")}, "-templates"},
 		{"broken template", []string{"-templates", brokenTemplates(t)}, "en.txt"},
 		{"product name that is a link", []string{"-app-name", "https://evil.example"}, "ProductName"},
+		{"dkim without key", []string{"-dkim-domain", "acme.example", "-dkim-selector", "s1"}, "-dkim-domain, -dkim-selector and -dkim-key go together"},
+		{"dkim key only", []string{"-dkim-key", filepath.Join(dir, "dkim.pem")}, "go together"},
+		{"missing dkim key", []string{"-dkim-domain", "acme.example", "-dkim-selector", "s1", "-dkim-key", filepath.Join(dir, "none.pem")}, "-dkim-key"},
+		{"dkim key not a key", []string{"-dkim-domain", "acme.example", "-dkim-selector", "s1", "-dkim-key", notAKey(t)}, "no PEM block"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -487,6 +491,13 @@ func TestDurationFlagsOutOfRange(t *testing.T) {
 			}
 		}
 	}
+}
+
+// notAKey is a file that holds no PEM key.
+func notAKey(t *testing.T) string {
+	f := filepath.Join(t.TempDir(), "key.pem")
+	require.NoError(t, os.WriteFile(f, []byte("not a key\n"), 0o600))
+	return f
 }
 
 // brokenTemplates is a templates folder whose en.txt does not parse.

@@ -64,7 +64,11 @@ All of them take -db; token and codes take -user-ids. Flags of the server:
 	}
 	defer store.Close()
 
-	mailer, where, err := openMailer(&c)
+	dkim, err := openDKIM(&c)
+	if err != nil {
+		return usageError{err}
+	}
+	mailer, where, err := openMailer(&c, dkim)
 	if err != nil {
 		return usageError{err}
 	}
@@ -101,6 +105,9 @@ All of them take -db; token and codes take -user-ids. Flags of the server:
 	}
 	log.Info("database", "db", redactURL(dbWhere))
 	log.Info("mail", "to", where)
+	if dkim != nil {
+		log.Info("DKIM: signing every message; publish this DNS TXT record", "name", dkim.TXTName(), "value", dkim.TXTRecord())
+	}
 	log.Info("sign-up links", "link", c.signupURL)
 	log.Info(tokenNote)
 	log.Info("next: create an API key with: " + keysCreateCommand(&c))
@@ -304,14 +311,33 @@ type closingMailer interface {
 	Close() error
 }
 
+// openDKIM returns the DKIM signer of -dkim-domain, -dkim-selector and
+// -dkim-key, or nil when they are not set.
+func openDKIM(c *config) (*mail.DKIM, error) {
+	if c.dkimKey == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(c.dkimKey)
+	if err != nil {
+		return nil, fmt.Errorf("-dkim-key: %w", err)
+	}
+	d, err := mail.NewDKIM(c.dkimDomain, c.dkimSelector, pem)
+	if err != nil {
+		return nil, fmt.Errorf("-dkim-key %s: %w", c.dkimKey, err)
+	}
+	return d, nil
+}
+
 // openMailer returns the SMTP transport if -smtp is set, else the Maildir,
-// and a description of where mail goes for the start-up log.
-func openMailer(c *config) (closingMailer, string, error) {
+// each signing with dkim if not nil, and a description of where mail goes
+// for the start-up log.
+func openMailer(c *config, dkim *mail.DKIM) (closingMailer, string, error) {
 	if c.smtpURL == "" {
 		md, err := maildir.New(c.maildir)
 		if err != nil {
 			return nil, "", fmt.Errorf("-maildir: %w", err)
 		}
+		md.DKIM = dkim
 		abs, _ := filepath.Abs(c.maildir)
 		return nopCloser{md}, "Maildir " + filepath.Join(abs, "new") + " (set -smtp to send real mail)", nil
 	}
@@ -319,6 +345,7 @@ func openMailer(c *config) (closingMailer, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("-smtp: %w", err)
 	}
+	cfg.DKIM = dkim
 	m, err := smtp.New(cfg)
 	if err != nil {
 		return nil, "", fmt.Errorf("-smtp: %w", err)
