@@ -26,13 +26,16 @@ func TestThroughHandler(t *testing.T) {
 	t.Parallel()
 	f := newKeyFixture(t)
 	rec := &mailtest.Recorder{}
+	store := memory.New()
 	h, err := referral.New(referral.Config{
-		Auth:      auth.Either(auth.NewAPIKeys(f.store), newTokens(t, auth.TokenConfig{})),
-		Store:     memory.New(),
-		Mailer:    rec,
-		From:      "Referrals <no-reply@example.com>",
-		SignupURL: "https://app.example.com/signup?ref={code}",
-		Now:       func() time.Time { return now },
+		Auth:           auth.Either(auth.NewAPIKeys(f.store), newTokens(t, auth.TokenConfig{})),
+		Store:          store,
+		Recipients:     store,
+		UnsubscribeURL: "https://app.example.com/v1/unsubscribe/{token}",
+		Mailer:         rec,
+		From:           "Referrals <no-reply@example.com>",
+		SignupURL:      "https://app.example.com/signup?ref={code}",
+		Now:            func() time.Time { return now },
 	})
 	require.NoError(t, err)
 	mux := http.NewServeMux()

@@ -246,9 +246,11 @@ func (t *Tokens) Authenticate(r *http.Request, userID string) (referral.Principa
 			return referral.Principal{}, fmt.Errorf("auth: checking the token's app: %w", err)
 		}
 	}
-	sub, isUUID := referral.CanonicalUUID(c.Subject)
-	if !isUUID {
-		sub = c.Subject
+	// A subject that is the path's user as given is that user, whatever
+	// the host's id rule; otherwise a UUID in another case still is.
+	sub := c.Subject
+	if canonical, isUUID := referral.CanonicalUUID(sub); isUUID && sub != userID {
+		sub = canonical
 	}
 	p := referral.Principal{AppID: appID, UserID: sub, Method: "access-token", KeyID: kid}
 	if sub != userID {

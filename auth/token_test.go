@@ -221,6 +221,13 @@ func TestTokensNameAndOpaqueSubject(t *testing.T) {
 	assert.Equal(t, "42", p.UserID)
 	_, err = a.Authenticate(request(bearer(rs256(t, claims(set("sub", "42"))))...), "43")
 	assert.ErrorIs(t, err, referral.ErrForbidden)
+
+	// A host with its own ids may have one shaped like an upper-case UUID:
+	// a subject that is the path's user as given is that user.
+	upper := strings.ToUpper(userA)
+	p, err = a.Authenticate(request(bearer(rs256(t, claims(set("sub", upper))))...), upper)
+	require.NoError(t, err)
+	assert.Equal(t, upper, p.UserID)
 }
 
 func TestTokensCheckApp(t *testing.T) {

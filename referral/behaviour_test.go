@@ -221,6 +221,7 @@ func TestRetryOfAStrandedAttempt(t *testing.T) {
 	// fails: the invite stays pending under its lease, as when the process
 	// dies mid-send.
 	cfg := referral.Config{Auth: referral.AuthenticatorFunc(testAuth), Store: failingUpdates{f.store}, Mailer: f.mailer,
+		Recipients: f.store, UnsubscribeURL: "https://x.example/u/{token}",
 		From: "a@example.com", SignupURL: "https://x.example/?r={code}", Now: f.Now, SendTimeout: time.Second,
 		Logger: slog.New(slog.DiscardHandler)}
 	dying, err := referral.New(cfg)
@@ -318,14 +319,15 @@ func TestNewNamesMissingFields(t *testing.T) {
 	t.Parallel()
 	_, err := referral.New(referral.Config{})
 	require.Error(t, err)
-	for _, field := range []string{"Auth", "Store", "Mailer", "From", "SignupURL"} {
+	for _, field := range []string{"Auth", "Store", "Mailer", "From", "SignupURL", "Recipients", "UnsubscribeURL"} {
 		assert.Contains(t, err.Error(), "Config."+field)
 	}
 	f := newFixture(t)
 	_ = f
 	base := func() referral.Config {
 		return referral.Config{Auth: referral.AuthenticatorFunc(testAuth), Store: f.store, Mailer: f.mailer,
-			From: "a@example.com", SignupURL: "https://x.example/?r={code}"}
+			From: "a@example.com", SignupURL: "https://x.example/?r={code}",
+			Recipients: f.store, UnsubscribeURL: "https://x.example/u/{token}"}
 	}
 	for name, mod := range map[string]func(*referral.Config){
 		"From":      func(c *referral.Config) { c.From = "not an address" },

@@ -76,15 +76,18 @@ func runBench(b *testing.B, h http.Handler) {
 func BenchmarkHandler(b *testing.B) {
 	var clock atomic.Int64
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	store := memory.New()
 	h, err := referral.New(referral.Config{
 		Auth: referral.AuthenticatorFunc(func(r *http.Request, userID string) (referral.Principal, error) {
 			return referral.Principal{AppID: appID, Method: "test"}, nil
 		}),
-		Store:     memory.New(),
-		Mailer:    &discardMailer{},
-		From:      "Acme <no-reply@acme.example>",
-		SignupURL: "https://acme.example/signup?ref={code}",
-		Logger:    discardLogger(),
+		Store:          store,
+		Recipients:     store,
+		UnsubscribeURL: "https://acme.example/v1/unsubscribe/{token}",
+		Mailer:         &discardMailer{},
+		From:           "Acme <no-reply@acme.example>",
+		SignupURL:      "https://acme.example/signup?ref={code}",
+		Logger:         discardLogger(),
 		// One second per request keeps every referrer far below the limit.
 		Now: func() time.Time { return start.Add(time.Duration(clock.Add(1)) * time.Second) },
 	})

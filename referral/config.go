@@ -9,6 +9,7 @@ import (
 	"net/http"
 	netmail "net/mail"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/referralkit/referralkit/mail"
@@ -185,6 +186,8 @@ func New(cfg Config) (*Handler, error) {
 		{"Mailer", cfg.Mailer == nil},
 		{"From", cfg.From == ""},
 		{"SignupURL", cfg.SignupURL == ""},
+		{"Recipients", cfg.Recipients == nil},
+		{"UnsubscribeURL", cfg.UnsubscribeURL == ""},
 	} {
 		if f.unset {
 			missing = append(missing, fmt.Errorf("referral: Config.%s is required", f.name))
@@ -213,8 +216,8 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.ProductName == "" {
 		cfg.ProductName = defaultProductName(from, cfg.SignupURL)
 	}
-	if cfg.ProductName != cleanName(cfg.ProductName) || cfg.ProductName == "" {
-		return nil, errors.New("referral: Config.ProductName must be one line of at most 100 bytes, not an address or a link")
+	if cfg.ProductName != oneLine(cfg.ProductName) || cfg.ProductName == "" || strings.ContainsAny(cfg.ProductName, "@<>") {
+		return nil, errors.New("referral: Config.ProductName must be one line of at most 100 bytes, without an address")
 	}
 	if cfg.Templates == nil {
 		if cfg.Templates, err = mail.NewTemplates(nil); err != nil {
@@ -316,15 +319,6 @@ const minSecret = 32
 // from Config.Secret, or from the store's secret, which it reads (or makes)
 // here: once, so that no request waits for it.
 func recipientKeys(cfg Config) (mail.LinkTemplate, keys, error) {
-	if cfg.Recipients == nil {
-		if cfg.UnsubscribeURL != "" {
-			return mail.LinkTemplate{}, keys{}, errors.New("referral: Config.UnsubscribeURL needs Config.Recipients")
-		}
-		return mail.LinkTemplate{}, keys{}, nil
-	}
-	if cfg.UnsubscribeURL == "" {
-		return mail.LinkTemplate{}, keys{}, errors.New("referral: Config.UnsubscribeURL is required with Config.Recipients")
-	}
 	unsubscribe, err := mail.ParseUnsubscribeTemplate(cfg.UnsubscribeURL)
 	if err != nil {
 		return mail.LinkTemplate{}, keys{}, fmt.Errorf("referral: Config.UnsubscribeURL: %w", err)
@@ -354,7 +348,7 @@ func recipientKeys(cfg Config) (mail.LinkTemplate, keys, error) {
 // defaultProductName is From's display name, or else the sign-up link's
 // host.
 func defaultProductName(from *netmail.Address, signupURL string) string {
-	if name := cleanName(from.Name); name != "" {
+	if name := oneLine(from.Name); name != "" && !strings.ContainsAny(name, "@<>") {
 		return name
 	}
 	if u, err := url.Parse(signupURL); err == nil {

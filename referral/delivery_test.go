@@ -93,15 +93,18 @@ func e2ePlainMailer(addr string) (*smtp.Mailer, error) {
 // by default; configure changes it.
 func e2eConfig(store referral.CodeStore, m referral.Mailer, logs io.Writer, configure ...func(*referral.Config)) referral.Config {
 	cfg := referral.Config{
-		Auth:         referral.AuthenticatorFunc(testAuth),
-		Store:        store,
-		Mailer:       m,
-		From:         e2eFrom,
-		SignupURL:    e2eSignupURL,
-		Delivery:     referral.Queued,
-		SendTimeout:  5 * time.Second,
-		PollInterval: 5 * time.Millisecond,
-		Logger:       slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Auth:      referral.AuthenticatorFunc(testAuth),
+		Store:     store,
+		Mailer:    m,
+		From:      e2eFrom,
+		SignupURL: e2eSignupURL,
+		Delivery:  referral.Queued,
+		// The stores of these tests are RecipientStores too.
+		Recipients:     store.(referral.RecipientStore),
+		UnsubscribeURL: "https://acme.example/v1/unsubscribe/{token}",
+		SendTimeout:    5 * time.Second,
+		PollInterval:   5 * time.Millisecond,
+		Logger:         slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	for _, c := range configure {
 		c(&cfg)

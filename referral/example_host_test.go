@@ -41,13 +41,16 @@ func Example_sessionCookie() {
 		return referral.Principal{UserID: u.id, Name: u.name, Method: "session"}, nil
 	})
 	mailer := &mailtest.Recorder{}
+	store := memory.New()
 	h, err := referral.New(referral.Config{
-		Auth:      auth,
-		UserIDs:   referral.OpaqueIDs,
-		Store:     memory.New(),
-		Mailer:    mailer,
-		From:      "Acme <no-reply@acme.example>",
-		SignupURL: "https://acme.example/signup?ref={code}",
+		Auth:           auth,
+		UserIDs:        referral.OpaqueIDs,
+		Store:          store,
+		Recipients:     store,
+		Mailer:         mailer,
+		From:           "Acme <no-reply@acme.example>",
+		SignupURL:      "https://acme.example/signup?ref={code}",
+		UnsubscribeURL: "https://acme.example/v1/unsubscribe/{token}",
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -88,12 +91,14 @@ func newExampleHandler() *referral.Handler {
 		Auth: referral.AuthenticatorFunc(func(r *http.Request, userID string) (referral.Principal, error) {
 			return referral.Principal{UserID: userID}, nil
 		}),
-		UserIDs:     referral.OpaqueIDs,
-		Store:       store,
-		Redemptions: store,
-		Mailer:      &mailtest.Recorder{},
-		From:        "Acme <no-reply@acme.example>",
-		SignupURL:   "https://acme.example/signup?ref={code}",
+		UserIDs:        referral.OpaqueIDs,
+		Store:          store,
+		Redemptions:    store,
+		Recipients:     store,
+		UnsubscribeURL: "https://acme.example/v1/unsubscribe/{token}",
+		Mailer:         &mailtest.Recorder{},
+		From:           "Acme <no-reply@acme.example>",
+		SignupURL:      "https://acme.example/signup?ref={code}",
 		OnRedeemed: func(r referral.Redemption) {
 			fmt.Printf("credit user %s for user %s\n", r.ReferrerID, r.NewUserID)
 		},

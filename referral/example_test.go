@@ -15,14 +15,17 @@ import (
 // A host app builds the handler from its authenticator, store and mailer.
 // Real apps use the auth package, store/sqlite and mail/smtp.
 func ExampleNew() {
+	store := memory.New()
 	h, err := referral.New(referral.Config{
 		Auth: referral.AuthenticatorFunc(func(r *http.Request, userID string) (referral.Principal, error) {
 			return referral.Principal{AppID: "0b0f7c1e-6a55-4c6e-9d7e-5a1f2b3c4d5e"}, nil
 		}),
-		Store:     memory.New(),
-		Mailer:    &mailtest.Recorder{},
-		From:      "Acme <no-reply@acme.example>",
-		SignupURL: "https://acme.example/signup?ref={code}",
+		Store:          store,
+		Recipients:     store, // suppression and unsubscribe links
+		Mailer:         &mailtest.Recorder{},
+		From:           "Acme <no-reply@acme.example>",
+		SignupURL:      "https://acme.example/signup?ref={code}",
+		UnsubscribeURL: "https://acme.example/v1/unsubscribe/{token}",
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -36,20 +39,25 @@ func ExampleNew() {
 	// referral: Config.Mailer is required
 	// referral: Config.From is required
 	// referral: Config.SignupURL is required
+	// referral: Config.Recipients is required
+	// referral: Config.UnsubscribeURL is required
 }
 
 // Mount the handler on referral.Pattern, without a method, next to the
 // app's own routes: other methods then get a 405 in the JSON envelope.
 func ExampleHandler_mount() {
 	mailer := &mailtest.Recorder{}
+	store := memory.New()
 	h, err := referral.New(referral.Config{
 		Auth: referral.AuthenticatorFunc(func(r *http.Request, userID string) (referral.Principal, error) {
 			return referral.Principal{AppID: "0b0f7c1e-6a55-4c6e-9d7e-5a1f2b3c4d5e"}, nil
 		}),
-		Store:     memory.New(),
-		Mailer:    mailer,
-		From:      "Acme <no-reply@acme.example>",
-		SignupURL: "https://acme.example/signup?ref={code}",
+		Store:          store,
+		Recipients:     store,
+		Mailer:         mailer,
+		From:           "Acme <no-reply@acme.example>",
+		SignupURL:      "https://acme.example/signup?ref={code}",
+		UnsubscribeURL: "https://acme.example/v1/unsubscribe/{token}",
 	})
 	if err != nil {
 		log.Fatal(err)

@@ -168,7 +168,7 @@ func (q *request) serve() {
 		Language:       lang,
 		Code:           code,
 		ReferrerName:   cleanName(p.Name),
-		AddressHash:    h.recipientHash(emailKey),
+		AddressHash:    h.addressHash(emailKey),
 		IdempotencyKey: idemKey,
 		Status:         StatusPending,
 		NextAttemptAt:  now,
@@ -273,8 +273,10 @@ func (h *Handler) deliver(ctx context.Context, q *request, inv Invite) error {
 	if sendErr != nil {
 		d.Status, d.LastError = StatusFailed, sendErr.Error()
 	}
-	h.bounced(ctx, inv, sendErr)
 	err := h.updateWithinLease(ctx, inv, d)
+	// After the record: suppressing marks the address's pending invites,
+	// which would take this one's outcome.
+	h.bounced(ctx, inv, sendErr)
 	switch {
 	case err == nil:
 		return sendErr
@@ -323,10 +325,7 @@ func (h *Handler) send(ctx context.Context, inv Invite) error {
 
 // message renders the email for inv.
 func (h *Handler) message(inv Invite) (mail.Message, error) {
-	var unsubscribe string
-	if h.cfg.Recipients != nil {
-		unsubscribe = h.unsubscribeLink(inv.ID)
-	}
+	unsubscribe := h.unsubscribeLink(inv.ID)
 	c, err := h.renderer.Render(inv.Language, mail.Data{
 		Code:            inv.Code,
 		ReferrerName:    inv.ReferrerName,
@@ -366,6 +365,9 @@ func (h *Handler) from(name string) string {
 // Config.UserIDs is the Authenticator's bug: a 500.
 func (q *request) authenticate(a Authenticator, userID string) (Principal, bool) {
 	p, err := a.Authenticate(q.r, userID)
+	if c, ok := q.h.cfg.UserIDs.Canonical(p.UserID); ok {
+		p.UserID = c // an upper-case UUID is the same user
+	}
 	if err == nil && p.UserID != "" && p.UserID != userID {
 		err = fmt.Errorf("referral: the credentials are for user %q: %w", p.UserID, ErrForbidden)
 	}

@@ -149,6 +149,18 @@ func TestReferrerNameInTheEmail(t *testing.T) {
 		{name: "line breaks folded", principal: "Alice\r\n  Liddell\u202e\t", stored: "Alice Liddell", from: "Acme <no-reply@acme.example>"},
 		{name: "looks like a link", principal: "https://evil.example", stored: ""},
 		{name: "too long", principal: strings.Repeat("é", 80), stored: strings.Repeat("é", 50)},
+		// Lookalikes of addresses and links, which mail readers would show
+		// or link as such.
+		{name: "encoded word", principal: "=?utf-8?q?security=40acme.example?=", stored: "", subject: "You're invited"},
+		{name: "fullwidth at", principal: "support\uff20paypal.com", stored: ""},
+		{name: "small at", principal: "support\ufe6bpaypal", stored: ""},
+		{name: "domain", principal: "paypal.com", stored: ""},
+		{name: "www link", principal: "www.evil.example/login", stored: ""},
+		{name: "scheme", principal: "mailto:bob", stored: ""},
+		{name: "angle lookalikes", principal: "Security \u2039sec\uff20acme\u203a", stored: ""},
+		{name: "bidi control dropped", principal: "Ali\u202ece", stored: "Alice"},
+		{name: "joiner kept", principal: "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", stored: "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"},
+		{name: "initials", principal: "J. R. R. Tolkien", stored: "J. R. R. Tolkien"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -190,8 +202,9 @@ func decodedAddress(a *netmail.Address) string {
 
 func TestProductName(t *testing.T) {
 	t.Parallel()
-	base := referral.Config{Auth: referral.AuthenticatorFunc(testAuth), Store: memory.New(), Mailer: &mailtest.Recorder{},
-		SignupURL: "https://app.acme.example/signup?ref={code}"}
+	store := memory.New()
+	base := referral.Config{Auth: referral.AuthenticatorFunc(testAuth), Store: store, Mailer: &mailtest.Recorder{},
+		SignupURL: "https://app.acme.example/signup?ref={code}", Recipients: store, UnsubscribeURL: unsubscribeBase + "{token}"}
 	for _, tc := range []struct {
 		from, product, want, err string
 	}{
@@ -247,8 +260,10 @@ func TestNewRendersEveryLanguage(t *testing.T) {
 		"nl.html": {Data: []byte(`<p>{{.Link}}</p>`)},
 	})
 	require.NoError(t, err, "the samples do not hit the bug")
-	cfg := referral.Config{Auth: referral.AuthenticatorFunc(testAuth), Store: memory.New(), Mailer: &mailtest.Recorder{},
-		From: "Teamboard <no-reply@teamboard.example>", SignupURL: "https://teamboard.example/signup?ref={code}", Templates: tmpl}
+	store := memory.New()
+	cfg := referral.Config{Auth: referral.AuthenticatorFunc(testAuth), Store: store, Mailer: &mailtest.Recorder{},
+		From: "Teamboard <no-reply@teamboard.example>", SignupURL: "https://teamboard.example/signup?ref={code}", Templates: tmpl,
+		Recipients: store, UnsubscribeURL: unsubscribeBase + "{token}"}
 	_, err = referral.New(cfg)
 	assert.ErrorContains(t, err, "referral: Config.Templates: mail: template nl.txt")
 	cfg.ProductName = "Acme"
@@ -269,9 +284,31 @@ func TestIDsCanonical(t *testing.T) {
 		{referral.OpaqueIDs, "Alice", "Alice", true},
 		{referral.OpaqueIDs, "a/b", "", false},
 		{referral.OpaqueIDs, "", "", false},
+		{referral.OpaqueIDs, "..", "", false},
+		{referral.OpaqueIDs, ".", "", false},
+		{referral.OpaqueIDs, "a..b", "a..b", true},
 	} {
 		got, ok := tc.rule.Canonical(tc.in)
 		assert.Equal(t, tc.ok, ok, tc.in)
 		assert.Equal(t, tc.want, got, tc.in)
 	}
+}
+
+// An Authenticator that returns the path's UUID in upper case names the
+// same user: it is not refused as another user's Principal.
+func TestPrincipalUUIDInAnotherCase(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(c *referral.Config) {
+		c.Auth = referral.AuthenticatorFunc(func(r *http.Request, user string) (referral.Principal, error) {
+			return referral.Principal{AppID: appID, UserID: strings.ToUpper(user)}, nil
+		})
+	})
+	checkEnvelope(t, f.post(invite("new@example.com", "en")), 201)
+	g := newFixture(t, func(c *referral.Config) {
+		c.UserIDs = referral.OpaqueIDs
+		c.Auth = referral.AuthenticatorFunc(func(r *http.Request, user string) (referral.Principal, error) {
+			return referral.Principal{UserID: strings.ToUpper(user)}, nil
+		})
+	})
+	checkEnvelope(t, g.serve(newRequest(http.MethodPost, invitePath("alice"), invite("new@example.com", "en"))), 403)
 }

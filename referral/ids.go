@@ -2,9 +2,12 @@ package referral
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // IDs is the rule that user ids follow everywhere: in the routes' paths
@@ -16,8 +19,8 @@ const (
 	// canonical lower-case form.
 	UUIDs IDs = iota
 	// OpaqueIDs are a host's own ids, such as "42" or "alice.smith": 1 to
-	// 128 bytes of ASCII letters, digits and ".", "_", ":", "@", "-",
-	// compared exactly ("Alice" and "alice" are two users).
+	// 128 bytes of ASCII letters, digits and ".", "_", ":", "@", "-", not
+	// only dots, compared exactly ("Alice" and "alice" are two users).
 	OpaqueIDs
 )
 
@@ -29,8 +32,8 @@ func (k IDs) Canonical(s string) (string, bool) {
 	if k == UUIDs {
 		return CanonicalUUID(s)
 	}
-	if s == "" || len(s) > maxOpaqueID {
-		return "", false
+	if s == "" || len(s) > maxOpaqueID || strings.Trim(s, ".") == "" {
+		return "", false // "." and ".." cannot be in a path: a mux cleans them away
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -66,16 +69,34 @@ func (k IDs) checkApp(appID string) error {
 const maxNameLen = 100
 
 // cleanName makes a display name safe for a header and a template: one
-// line of printable text, spaces collapsed, at most maxNameLen bytes. A
-// name that looks like an address or a link is dropped ("" is unknown): in
-// a From display name it would pose as another sender.
+// line of printable text in NFKC form, spaces collapsed, at most
+// maxNameLen bytes. Format characters (bidi controls, zero-width spaces)
+// are dropped, but for the joiners that some scripts and emoji need. A
+// name that looks like an address, a link, a domain or an RFC 2047 encoded
+// word is dropped ("" is unknown): in a From display name or a subject it
+// would pose as another sender or lead somewhere.
 func cleanName(s string) string {
-	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool {
-		return unicode.IsSpace(r) || !unicode.IsPrint(r) || r == utf8.RuneError
-	}), " ")
-	if strings.ContainsAny(s, "@<>") || strings.Contains(s, "://") {
+	s = oneLine(s)
+	if strings.ContainsAny(s, "@<>/\\") || strings.Contains(s, "=?") || strings.Contains(s, ":") || domainLike.MatchString(s) {
 		return ""
 	}
+	return s
+}
+
+// oneLine makes s one line of printable text in NFKC form (which turns
+// lookalikes such as U+FF20 into '@'), spaces collapsed, format characters
+// dropped but for the joiners, at most maxNameLen bytes.
+func oneLine(s string) string {
+	s = norm.NFKC.String(s)
+	s = strings.Map(func(r rune) rune {
+		if unicode.Is(unicode.Cf, r) && r != '\u200c' && r != '\u200d' {
+			return -1
+		}
+		return r
+	}, s)
+	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool {
+		return unicode.IsSpace(r) || (!unicode.IsPrint(r) && r != '\u200c' && r != '\u200d') || r == utf8.RuneError
+	}), " ")
 	if len(s) > maxNameLen {
 		cut := maxNameLen
 		for cut > 0 && !utf8.RuneStart(s[cut]) {
@@ -85,3 +106,8 @@ func cleanName(s string) string {
 	}
 	return s
 }
+
+// domainLike matches text a mail client may turn into a link: a label, a
+// dot and a top-level-domain-like run of letters ("evil.example",
+// "www.bank.com").
+var domainLike = regexp.MustCompile(`[\p{L}\p{N}-]\.\p{L}{2,}`)

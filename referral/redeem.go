@@ -67,7 +67,9 @@ func (h *Handler) Resolve(ctx context.Context, code string) (Owner, error) {
 
 // Redeem records that newUserID signed up with code and credits the code's
 // owner; email is the new user's address, which marks the owner's invites
-// to it accepted. It is idempotent: the same user redeeming the same code
+// to it accepted. Pass an address the new user has confirmed (redeem once
+// it is): otherwise a referrer could sign up as the person they invited
+// and have that invite counted accepted. It is idempotent: the same user redeeming the same code
 // again gets the first redemption back. A user already credited to another
 // code gets that redemption and ErrAlreadyRedeemed: the first code keeps
 // the credit. A malformed or unknown code is ErrCodeNotFound, a user

@@ -259,7 +259,9 @@ func TestRedemptionNeedsItsStore(t *testing.T) {
 	checkEnvelope(t, serveMux(mux, newRequest(http.MethodPost, "/v1/referral-codes/ABCDEFGHJK/redemptions",
 		fmt.Sprintf(`{"userId":%q,"email":"a@example.com"}`, newUser))), 500)
 
-	_, err = referral.New(referral.Config{Auth: referral.AuthenticatorFunc(testAuth), Store: memory.New(), Mailer: &mailtest.Recorder{},
+	store := memory.New()
+	_, err = referral.New(referral.Config{Auth: referral.AuthenticatorFunc(testAuth), Store: store, Mailer: &mailtest.Recorder{},
+		Recipients: store, UnsubscribeURL: unsubscribeBase + "{token}",
 		From: "a@example.com", SignupURL: "https://example.com/?r={code}", OnRedeemed: func(referral.Redemption) {}})
 	assert.ErrorContains(t, err, "Config.OnRedeemed needs Config.Redemptions")
 }

@@ -64,8 +64,10 @@ func (e *LimitError) Is(target error) bool { return target == ErrRateLimited }
 
 // Principal is who made a request, as an [Authenticator] established it.
 type Principal struct {
-	// AppID is the client id (a canonical UUID) of the app the invite
-	// belongs to. Codes, invites and limits are kept per app.
+	// AppID is the app the invite belongs to: the client id (a canonical
+	// UUID) for the auth package's Authenticators, an id under
+	// Config.UserIDs for a host's own, or "" for a host with one app.
+	// Codes, invites, limits and suppressions are kept per app.
 	AppID string
 	// UserID is the token's subject for access tokens; empty for API keys,
 	// which act for the app as a whole.

@@ -76,20 +76,11 @@ type RecipientStore interface {
 	EraseAddresses(ctx context.Context, createdBefore time.Time, max int) (int, error)
 }
 
-// recipientHash is inv.AddressHash for an address key: "" when the handler
-// does not protect recipients (no Config.Recipients).
-func (h *Handler) recipientHash(emailKey string) string {
-	if h.cfg.Recipients == nil {
-		return ""
-	}
-	return h.addressHash(emailKey)
-}
-
 // bounced suppresses inv's address when sendErr is a refusal of it by the
 // recipient's mail server. A failure to record that is logged: the
 // delivery's own outcome matters more.
 func (h *Handler) bounced(ctx context.Context, inv Invite, sendErr error) {
-	if h.cfg.Recipients == nil || inv.AddressHash == "" || !errors.Is(sendErr, mail.ErrRecipientRefused) {
+	if inv.AddressHash == "" || !errors.Is(sendErr, mail.ErrRecipientRefused) {
 		return
 	}
 	err := h.cfg.Recipients.Suppress(context.WithoutCancel(ctx), Suppression{
@@ -134,9 +125,6 @@ func (h *Handler) Suppressed(ctx context.Context, appID, email string) (s Suppre
 }
 
 func (h *Handler) suppressionKey(appID, email string) (app, hash string, err error) {
-	if h.cfg.Recipients == nil {
-		return "", "", ErrRecipientsUnsupported
-	}
 	if appID != "" {
 		var ok bool
 		if app, ok = h.cfg.UserIDs.Canonical(appID); !ok {
@@ -150,9 +138,6 @@ func (h *Handler) suppressionKey(appID, email string) (app, hash string, err err
 	return app, h.addressHash(key), nil
 }
 
-// ErrRecipientsUnsupported: Config.Recipients is not set.
-var ErrRecipientsUnsupported = errors.New("referral: Config.Recipients is not set")
-
 // eraseBatch bounds the invites one EraseAddresses call erases.
 const eraseBatch = 500
 
@@ -161,7 +146,7 @@ const eraseBatch = 500
 // returns how many it erased. Run calls it about once a minute; a host
 // may call it from its own scheduler instead.
 func (h *Handler) EraseExpiredAddresses(ctx context.Context) (int, error) {
-	if h.cfg.Recipients == nil || h.cfg.RetainAddresses < 0 {
+	if h.cfg.RetainAddresses < 0 {
 		return 0, nil
 	}
 	before := h.cfg.Now().UTC().Add(-h.cfg.RetainAddresses)

@@ -108,8 +108,9 @@ func (h *Handler) record(ctx context.Context, inv Invite, sendErr error) {
 		d.Status, d.LastError = StatusPending, sendErr.Error()
 		d.NextAttemptAt = now.Add(h.backoff(inv.Attempts))
 	}
-	h.bounced(ctx, inv, sendErr)
-	if err := h.updateWithinLease(ctx, inv, d); err != nil {
+	err := h.updateWithinLease(ctx, inv, d)
+	h.bounced(ctx, inv, sendErr) // after the record, as in deliver
+	if err != nil {
 		h.cfg.Logger.LogAttrs(ctx, slog.LevelError, "referral worker: recording a delivery failed",
 			slog.String("invite_id", inv.ID), slog.String("cause", err.Error()))
 		return

@@ -39,6 +39,8 @@ func newInstance(t *testing.T, store *postgres.Store, mailer referral.Mailer, li
 			return referral.Principal{AppID: testApp, Method: "api-key", KeyID: "test"}, nil
 		}),
 		Store:                 store,
+		Recipients:            store,
+		UnsubscribeURL:        "https://example.com/v1/unsubscribe/{token}",
 		Mailer:                mailer,
 		From:                  "Referrals <no-reply@example.com>",
 		SignupURL:             "https://example.com/signup?ref={code}",
@@ -116,10 +118,10 @@ func TestTwoInstances(t *testing.T) {
 		reqs = append(reqs, request{repeater, "same@example.com"})
 	}
 	expected[repeater] = 1
-	for range 20 { // referrers within their limits
+	for i := range 20 { // referrers within their limits
 		user := uuid.NewString()
-		for j := range 3 {
-			reqs = append(reqs, request{user, fmt.Sprintf("friend%d@example.com", j)})
+		for j := range 3 { // each address once: the recipient limit is 3
+			reqs = append(reqs, request{user, fmt.Sprintf("friend%d-%d@example.com", i, j)})
 		}
 		expected[user] = 3
 	}

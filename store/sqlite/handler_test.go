@@ -16,6 +16,7 @@ import (
 
 	"github.com/referralkit/referralkit/mail/mailtest"
 	"github.com/referralkit/referralkit/referral"
+	"github.com/referralkit/referralkit/store/sqlite"
 )
 
 // testApp is the client id every request of these tests authenticates as.
@@ -24,17 +25,19 @@ const testApp = "0190a5e4-2b7c-7e4a-9b1e-3f6d2c8a4b10"
 // newHandler returns the referral route on store, authenticating every
 // request as testApp and recording mail, with the configuration changes of
 // opts.
-func newHandler(t testing.TB, store referral.CodeStore, opts ...func(*referral.Config)) http.Handler {
+func newHandler(t testing.TB, store *sqlite.Store, opts ...func(*referral.Config)) http.Handler {
 	t.Helper()
 	cfg := referral.Config{
 		Auth: referral.AuthenticatorFunc(func(*http.Request, string) (referral.Principal, error) {
 			return referral.Principal{AppID: testApp, Method: "api-key", KeyID: "test"}, nil
 		}),
-		Store:     store,
-		Mailer:    &mailtest.Recorder{},
-		From:      "Referrals <no-reply@example.com>",
-		SignupURL: "https://example.com/signup?ref={code}",
-		Logger:    slog.New(slog.DiscardHandler),
+		Store:          store,
+		Recipients:     store,
+		UnsubscribeURL: "https://example.com/v1/unsubscribe/{token}",
+		Mailer:         &mailtest.Recorder{},
+		From:           "Referrals <no-reply@example.com>",
+		SignupURL:      "https://example.com/signup?ref={code}",
+		Logger:         slog.New(slog.DiscardHandler),
 	}
 	for _, opt := range opts {
 		opt(&cfg)
