@@ -107,6 +107,9 @@ const (
 	// sent, because the address is suppressed or had its share of invites
 	// (see Limits.MaxPerRecipient). LastError says which.
 	StatusSuppressed Status = "suppressed"
+	// StatusRevoked: the referrer took the invite back; it is never sent
+	// afterwards.
+	StatusRevoked Status = "revoked"
 )
 
 // Invite is one accepted request to invite an address.
@@ -136,8 +139,14 @@ type Invite struct {
 	// LeaseUntil is when the current attempt's claim expires; a pending
 	// invite is not claimed again before then. Zero when unclaimed.
 	LeaseUntil time.Time
-	CreatedAt  time.Time
-	UpdatedAt  time.Time
+	// SentAt is when the invite's email was last delivered (zero if never).
+	SentAt time.Time
+	// Resends counts the resends the referrer asked for; ResentAt is the
+	// last one's time (zero if none).
+	Resends   int
+	ResentAt  time.Time
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Limits are the abuse limits a store enforces when it records an invite.
@@ -209,11 +218,13 @@ type CodeStore interface {
 	//  2. If the referrer already has lim.MaxPerReferrer invites created
 	//     within lim.Window, failed ones included: a *LimitError.
 	//  3. If the referrer invited inv.EmailKey within lim.Cooldown and that
-	//     invite has not failed: a *LimitError with Cooldown set.
+	//     invite has not failed nor been revoked: a *LimitError with
+	//     Cooldown set.
 	//  4. If inv.AddressHash is set and the app suppresses it (see
 	//     RecipientStore.Suppress), or lim.MaxPerRecipient > 0 and the app
 	//     has lim.MaxPerRecipient invites with that AddressHash, of any
-	//     referrer, created within lim.RecipientWindow and pending or sent:
+	//     referrer, pending or sent, each created or resent (ResentAt)
+	//     within lim.RecipientWindow:
 	//     inv is stored with Status StatusSuppressed, LeaseUntil zero and
 	//     LastError the suppression's reason (or ReasonRecipientLimit), and
 	//     returned so with replayed=false. Suppressed invites count for the
@@ -230,8 +241,9 @@ type CodeStore interface {
 
 	// UpdateDelivery records the outcome of an attempt on invite id. It is
 	// a no-op (nil error) when the invite is no longer pending or its
-	// Attempts differs from d.Attempt. Sent and failed are final. The lease
-	// is released.
+	// Attempts differs from d.Attempt. Sent and failed are final (but for a
+	// resend, see ReferrerStore); sent sets SentAt to d.At. The lease is
+	// released.
 	UpdateDelivery(ctx context.Context, id string, d Delivery) error
 
 	// ClaimDue claims up to max pending invites whose NextAttemptAt and
