@@ -43,7 +43,8 @@ var b32 = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(bas
 type KeyType string
 
 const (
-	// KeyRead keys may only read; they are refused (403) on the invite route.
+	// KeyRead keys may only read: their Principal is ReadOnly, which the
+	// handler refuses (403) on every route that sends or changes.
 	KeyRead KeyType = "read"
 	// KeyWrite keys may send invites.
 	KeyWrite KeyType = "write"
@@ -186,8 +187,8 @@ func CreateKey(ctx context.Context, m KeyManager, appID string, typ KeyType) (pl
 // Missing or partial headers, a malformed or unknown client id, a wrong,
 // malformed or revoked key, or a declared type that is not the key's own:
 // an error matching referral.ErrUnauthenticated (401), the same text for
-// each so that it tells a prober nothing. A valid read key, or a valid key
-// of a disabled app: referral.ErrForbidden (403). A store failure: an error
+// each so that it tells a prober nothing. A valid key of a disabled app:
+// referral.ErrForbidden (403). A valid read key: a ReadOnly Principal. A store failure: an error
 // matching neither (500).
 type APIKeys struct {
 	store KeyStore
@@ -246,10 +247,9 @@ func (a *APIKeys) Authenticate(r *http.Request, userID string) (referral.Princip
 	if app.Disabled {
 		return referral.Principal{}, fmt.Errorf("auth: app is disabled: %w", referral.ErrForbidden)
 	}
-	if k.Type != KeyWrite {
-		return referral.Principal{}, fmt.Errorf("auth: a %s key cannot send invites: %w", k.Type, referral.ErrForbidden)
-	}
-	return referral.Principal{AppID: appID, Method: "api-key", KeyID: k.Prefix}, nil
+	// A read key may read; the handler refuses it where a route changes
+	// something.
+	return referral.Principal{AppID: appID, Method: "api-key", KeyID: k.Prefix, ReadOnly: k.Type != KeyWrite}, nil
 }
 
 // single returns the one value of header name, and false if it is absent,

@@ -82,7 +82,6 @@ func TestAPIKeys(t *testing.T) {
 		{"write key declared read", keyHeaders(f.write, "read", appA), referral.ErrUnauthenticated},
 		{"read key declared write", keyHeaders(f.read, "write", appA), referral.ErrUnauthenticated},
 		{"unknown type", keyHeaders(f.write, "admin", appA), referral.ErrUnauthenticated},
-		{"read key", keyHeaders(f.read, "read", appA), referral.ErrForbidden},
 		{"disabled app", keyHeaders(f.disabled, "write", f.disabledApp), referral.ErrForbidden},
 	}
 	var texts = map[string]bool{}
@@ -165,8 +164,9 @@ func TestCreateKeyNewApp(t *testing.T) {
 	assert.False(t, app.Disabled)
 
 	p, err := auth.NewAPIKeys(s).Authenticate(request(keyHeaders(plain, "read", k.AppID)...), userA)
-	assert.ErrorIs(t, err, referral.ErrForbidden, "read keys are refused on this route")
-	assert.Empty(t, p)
+	require.NoError(t, err)
+	assert.True(t, p.ReadOnly, "a read key may only read")
+	assert.Equal(t, k.AppID, p.AppID)
 }
 
 func TestParseKeyType(t *testing.T) {

@@ -39,7 +39,7 @@ func TestEither(t *testing.T) {
 		{"API key, tokens only", auth.Either(nil, tokens), key, referral.ErrUnauthenticated, "", ""},
 		{"token, keys only", auth.Either(keysAuth, nil), tok, referral.ErrUnauthenticated, "", ""},
 		{"typed nil API keys", auth.Either((*auth.APIKeys)(nil), tokens), key, referral.ErrUnauthenticated, "", ""},
-		{"read key", auth.Either(keysAuth, tokens), keyHeaders(f.read, "read", appA), referral.ErrForbidden, "", ""},
+		{"read key", auth.Either(keysAuth, tokens), keyHeaders(f.read, "read", appA), nil, "api-key", ""},
 		{"bad token", auth.Either(keysAuth, tokens), bearer("x"), referral.ErrUnauthenticated, "", `Bearer error="invalid_token"`},
 	}
 	for _, tc := range tests {

@@ -76,7 +76,7 @@ func (q *request) redeem(a Authenticator) {
 	// has no valid one.
 	fields, bad := q.readJSON([2]string{"userId", "email"})
 	user, _ := h.cfg.UserIDs.Canonical(fields[0])
-	p, ok := q.authenticate(a, user)
+	p, ok := q.authenticate(a, user, true)
 	if !ok {
 		return
 	}

@@ -99,6 +99,22 @@ type Config struct {
 	// limits and suppression still hold. Default 180 days; negative: kept.
 	RetainAddresses time.Duration
 
+	// Referrers lists a user's invites and resends and revokes them (the
+	// list on GET Pattern, ReferralCode, Invite and Resend, and the Handler
+	// methods of the same names); the stores of this module implement it.
+	// Nil: those answer ErrReferrersUnsupported.
+	Referrers ReferrerStore
+	// InviteTTL is how long a sent invite waits to be accepted: then its
+	// referrer sees it expired, may resend it, and it no longer holds the
+	// cooldown. Default 30 days; negative: never.
+	InviteTTL time.Duration
+	// MaxResends bounds the resends of one invite. Default 2; negative:
+	// none.
+	MaxResends int
+	// ResendAfter is the least time between an invite's last send and a
+	// resend. Default 24h; negative: none.
+	ResendAfter time.Duration
+
 	// Redemptions records sign-ups with a code (Handler.Redeem, Stats and
 	// the Redemptions route); the stores of this module implement it
 	// beside CodeStore. Nil: those answer ErrRedemptionUnsupported.
@@ -242,6 +258,9 @@ func New(cfg Config) (*Handler, error) {
 	setDefault(&cfg.MaxInvitesPerReferrer, 50)
 	setDefault(&cfg.LimitWindow, 24*time.Hour)
 	setDefault(&cfg.Cooldown, 7*24*time.Hour)
+	setDefault(&cfg.InviteTTL, 30*24*time.Hour)
+	setDefault(&cfg.MaxResends, 2)
+	setDefault(&cfg.ResendAfter, 24*time.Hour)
 	setDefault(&cfg.MaxPerRecipient, 3)
 	setDefault(&cfg.RecipientWindow, 30*24*time.Hour)
 	setDefault(&cfg.RetainAddresses, 180*24*time.Hour)
@@ -304,12 +323,22 @@ func New(cfg Config) (*Handler, error) {
 		limits: Limits{
 			MaxPerReferrer:  max(cfg.MaxInvitesPerReferrer, 0),
 			Window:          cfg.LimitWindow,
-			Cooldown:        max(cfg.Cooldown, 0),
+			Cooldown:        cooldown(cfg),
 			IdempotencyTTL:  max(cfg.IdempotencyTTL, 0),
 			MaxPerRecipient: max(cfg.MaxPerRecipient, 0),
 			RecipientWindow: cfg.RecipientWindow,
 		},
 	}, nil
+}
+
+// cooldown is the same-address cooldown a store checks: an invite that
+// expired no longer holds it.
+func cooldown(cfg Config) time.Duration {
+	c := max(cfg.Cooldown, 0)
+	if cfg.InviteTTL > 0 {
+		c = min(c, cfg.InviteTTL)
+	}
+	return c
 }
 
 // minSecret is the least length of Config.Secret, in bytes.

@@ -110,7 +110,18 @@ type request struct {
 
 func (q *request) serve() {
 	h, r := q.h, q.r
-	if !q.allow(http.MethodPost) {
+	if r.Method == http.MethodGet && h.cfg.Referrers != nil {
+		q.what, q.action = "referral invite list", "read this user's referrals"
+		q.list()
+		return
+	}
+	if r.Method != http.MethodPost {
+		allow := "POST"
+		if h.cfg.Referrers != nil {
+			allow = "GET, POST"
+		}
+		q.w.Header().Set("Allow", allow)
+		q.fail(http.StatusMethodNotAllowed, "method not allowed; use "+allow, nil)
 		return
 	}
 	userID, ok := h.cfg.UserIDs.Canonical(h.cfg.PathValue(r, "userId"))
@@ -118,7 +129,7 @@ func (q *request) serve() {
 		q.fail(http.StatusBadRequest, h.cfg.UserIDs.userText("userId"), nil)
 		return
 	}
-	p, ok := q.authenticate(h.cfg.Auth, userID)
+	p, ok := q.authenticate(h.cfg.Auth, userID, true)
 	if !ok {
 		return
 	}
@@ -233,7 +244,7 @@ func (q *request) serve() {
 	// The send and its record must not be cut short by a client that hangs
 	// up: the invite is already ours to finish.
 	ctx = context.WithoutCancel(ctx)
-	if err := h.deliver(ctx, q, inv); err != nil {
+	if err := h.deliver(ctx, q.id, inv); err != nil {
 		q.fail(http.StatusInternalServerError, errInternal, errors.New(scrub(err.Error(), inv.Email)))
 		return
 	}
@@ -267,7 +278,7 @@ func (q *request) replay(first, req Invite) {
 // timeout and records the outcome. It returns the send error, if any: once
 // the mail is out, a record that keeps failing until the lease ends is
 // logged, not returned, as the invite was delivered.
-func (h *Handler) deliver(ctx context.Context, q *request, inv Invite) error {
+func (h *Handler) deliver(ctx context.Context, requestID string, inv Invite) error {
 	sendErr := h.send(ctx, inv)
 	d := Delivery{Attempt: inv.Attempts, Status: StatusSent, At: h.cfg.Now().UTC()}
 	if sendErr != nil {
@@ -284,7 +295,7 @@ func (h *Handler) deliver(ctx context.Context, q *request, inv Invite) error {
 		return errors.Join(sendErr, err)
 	}
 	h.cfg.Logger.LogAttrs(ctx, slog.LevelError, "referral invite sent but its delivery was not recorded; it may be sent again",
-		slog.String("request_id", q.id),
+		slog.String("request_id", requestID),
 		slog.String("invite_id", inv.ID),
 		slog.String("cause", err.Error()))
 	return nil
@@ -335,8 +346,12 @@ func (h *Handler) message(inv Invite) (mail.Message, error) {
 	if err != nil {
 		return mail.Message{}, err
 	}
+	id := inv.ID
+	if inv.Resends > 0 {
+		id = fmt.Sprintf("%s.r%d", inv.ID, inv.Resends) // a new Message-ID
+	}
 	return mail.Message{
-		ID:             inv.ID,
+		ID:             id,
 		UnsubscribeURL: unsubscribe,
 		From:           h.from(inv.ReferrerName),
 		To:             inv.Email,
@@ -362,9 +377,13 @@ func (h *Handler) from(name string) string {
 // request itself when the answer is no. A Principal of another user is
 // refused whatever a said: an Authenticator that forgot to compare the
 // user must not let one user act for another. An app id that breaks
-// Config.UserIDs is the Authenticator's bug: a 500.
-func (q *request) authenticate(a Authenticator, userID string) (Principal, bool) {
+// Config.UserIDs is the Authenticator's bug: a 500. A ReadOnly Principal
+// is refused (403) where the route changes something.
+func (q *request) authenticate(a Authenticator, userID string, changes bool) (Principal, bool) {
 	p, err := a.Authenticate(q.r, userID)
+	if err == nil && changes && p.ReadOnly {
+		err = fmt.Errorf("referral: read-only credentials: %w", ErrForbidden)
+	}
 	if c, ok := q.h.cfg.UserIDs.Canonical(p.UserID); ok {
 		p.UserID = c // an upper-case UUID is the same user
 	}

@@ -77,6 +77,10 @@ type Principal struct {
 	// KeyID names the credential used (an API key's prefix or a token's kid),
 	// for logs. It is never a secret.
 	KeyID string
+	// ReadOnly credentials may read (list a user's invites and code) but
+	// not change anything: a read API key. The handler refuses them (403)
+	// on every route that sends or changes.
+	ReadOnly bool
 	// Name is the user's display name when the credentials carry one (an
 	// access token's OIDC "name" claim), for the emails the user sends;
 	// Config.ReferrerName may supply or replace it.

@@ -24,6 +24,7 @@ const UnsubscribePattern = "/v1/unsubscribe/{token}"
 type keys struct {
 	address     []byte // keys Invite.AddressHash
 	unsubscribe []byte // signs unsubscribe tokens
+	cursor      []byte // signs the cursors of invite listings
 }
 
 func deriveKeys(secret []byte) keys {
@@ -32,7 +33,7 @@ func deriveKeys(secret []byte) keys {
 		m.Write([]byte("referralkit " + use))
 		return m.Sum(nil)
 	}
-	return keys{address: derive("address hash v1"), unsubscribe: derive("unsubscribe token v1")}
+	return keys{address: derive("address hash v1"), unsubscribe: derive("unsubscribe token v1"), cursor: derive("invite cursor v1")}
 }
 
 // addressHash is the keyed hash of a case-folded address (an EmailKey):

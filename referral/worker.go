@@ -84,6 +84,9 @@ func (h *Handler) DeliverDue(ctx context.Context) (int, error) {
 			h.release(ctx, batch[i:])
 			break
 		}
+		if !h.stillDue(ctx, inv) {
+			continue // revoked or suppressed since the claim
+		}
 		sendErr := h.send(ctx, inv)
 		if sendErr != nil && ctx.Err() != nil {
 			// Stopped mid-send: the invite goes back to the queue as it was.
@@ -94,6 +97,22 @@ func (h *Handler) DeliverDue(ctx context.Context) (int, error) {
 	}
 	recording.Wait()
 	return len(batch), nil
+}
+
+// stillDue reports whether a claimed invite is still to be sent: one
+// revoked or suppressed since the claim is not. When the store cannot say,
+// it is not sent now; its lease runs out and a later claim tries again.
+func (h *Handler) stillDue(ctx context.Context, inv Invite) bool {
+	if h.cfg.Referrers == nil {
+		return true
+	}
+	ok, err := h.cfg.Referrers.StillDue(ctx, inv.ID, inv.Attempts)
+	if err != nil {
+		h.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "referral worker: checking an invite before sending failed",
+			slog.String("invite_id", inv.ID), slog.String("cause", err.Error()))
+		return false
+	}
+	return ok
 }
 
 // record stores the outcome of an attempt on a claimed invite.
