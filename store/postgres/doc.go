@@ -48,14 +48,31 @@
 // names, rows and all, in that same transaction.
 //
 // Hosts that migrate with their own tool apply schema.sql, published in
-// this package's folder and as [Schema]: the whole schema as the migrations
-// leave it, ending with the rows that record them in
-// referral_schema_migrations. They open the store with
-// [NewWithOptions](ctx, pool, [Options]{SkipMigrations: true}), which
-// changes no table and fails with [ErrSchema], naming what is missing,
-// unless every migration of this build is recorded. A later [New] without
-// the option finds them recorded and applies only newer ones; a new
-// release's migration files are the SQL to give the host's tool.
+// this package's folder and as [Schema], to a schema without the store's
+// tables: the whole schema as the migrations leave it, ending with the rows
+// that record them in referral_schema_migrations. To upgrade, they apply
+// the files of a new release that the schema lacks, in order, from
+// migrations/ or [Migrations]: the first file creates
+// referral_schema_migrations and each ends by recording itself there, so
+// the files alone, run in order, do as well as schema.sql. They open the
+// store with [NewWithOptions](ctx, pool, [Options]{SkipMigrations: true}),
+// which changes no table and fails with [ErrSchema], naming what is
+// missing, unless every migration of this build is recorded. A later [New]
+// without the option finds them recorded and applies only newer ones. A
+// schema of the builds without the prefix is opened once without the
+// option, to move its tables: SkipMigrations refuses it and says so, since
+// schema.sql would make empty tables beside the old ones.
+//
+// The move to the prefix is one-way: it drops the old tables and their
+// schema_migrations, so a build from before the prefix, started on the
+// schema afterwards, finds it empty and starts afresh without a word. Back
+// the schema up (pg_dump) before the upgrade to go back to such a build.
+// No rolling deploy across it either: stop every instance of the old build
+// before the first instance of this one starts, since the first New moves
+// the tables and the old instances' statements then fail. If an older
+// build did run on the moved schema and recorded rows, [New] then refuses
+// it with [ErrSchema], naming the old tables, rather than leave those rows
+// unread.
 //
 // User and app ids are stored as given and compared byte by byte (COLLATE
 // "C"): opaque ids ("42", "alice.smith"), case-sensitive, and an empty app

@@ -4,6 +4,7 @@ import (
 	"context"
 	"embed"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -13,12 +14,16 @@ import (
 	"github.com/referralkit/referralkit/store/internal/migrations"
 )
 
-// migrationFiles holds the schema, one file per version, named
-// NNNN_what.sql; schema.sql is their result, for hosts that migrate with
-// their own tool.
+// Migrations holds the schema, one file per version, as
+// migrations/NNNN_what.sql: the files the store applies in version order,
+// each once, and that a host's own migration tool can run instead (see
+// [Options.SkipMigrations]). The first creates referral_schema_migrations,
+// and each ends by recording itself there (ON CONFLICT DO NOTHING), so
+// that a schema the files were run in is known to have them. schema.sql is
+// their result.
 //
 //go:embed migrations/*.sql
-var migrationFiles embed.FS
+var Migrations embed.FS
 
 // Schema is the text of schema.sql: the whole schema as the migrations
 // leave it, ending with the rows of referral_schema_migrations that record
@@ -29,14 +34,6 @@ var migrationFiles embed.FS
 //
 //go:embed schema.sql
 var Schema string
-
-// createMigrationsTable makes the table that records the applied versions;
-// schema.sql creates it alike.
-const createMigrationsTable = `CREATE TABLE IF NOT EXISTS referral_schema_migrations (
-	version    integer     NOT NULL PRIMARY KEY,
-	name       text        NOT NULL,
-	applied_at timestamptz NOT NULL DEFAULT now()
-)`
 
 // legacyVersions are the migrations of the builds whose tables had no
 // prefix, by version, and the tables each made, parents first. Their
@@ -57,9 +54,11 @@ var legacyVersions = map[int]struct {
 // at once queue there, and each finds the versions the one before it
 // recorded. Versions recorded but unknown to this build (a newer one ran) are
 // left alone. A schema of the builds without the table prefix has its
-// tables moved to the prefixed names in that transaction first.
+// tables moved to the prefixed names in that transaction first; one that
+// has the prefixed tables and rows in the old ones as well is refused (see
+// checkNoLegacy).
 func (s *Store) migrate(ctx context.Context) error {
-	ms, err := migrations.Load(migrationFiles, "migrations")
+	ms, err := migrations.Load(Migrations, "migrations")
 	if err != nil {
 		return fmt.Errorf("postgres: %w", err)
 	}
@@ -72,12 +71,11 @@ func (s *Store) migrate(ctx context.Context) error {
 			return err
 		}
 		if applied == nil {
-			if _, err := tx.Exec(ctx, createMigrationsTable); err != nil {
-				return err
-			}
 			if applied, err = upgradeLegacy(ctx, tx, ms); err != nil {
 				return fmt.Errorf("moving the tables to the referral_ prefix: %w", err)
 			}
+		} else if err := checkNoLegacy(ctx, tx); err != nil {
+			return err
 		}
 		for _, m := range missing(ms, applied) {
 			if err := apply(ctx, tx, m, time.Now()); err != nil {
@@ -92,16 +90,21 @@ func (s *Store) migrate(ctx context.Context) error {
 	return nil
 }
 
-// apply runs m and records it as applied at at.
+// apply runs m, which records itself in referral_schema_migrations (the
+// first file creates that table), and sets the time recorded to at.
 func apply(ctx context.Context, tx pgx.Tx, m migrations.Migration, at time.Time) error {
 	// No arguments: pgx sends the file with the simple protocol, which
 	// runs several statements.
 	if _, err := tx.Exec(ctx, m.SQL); err != nil {
 		return fmt.Errorf("%s: %w", m.Name, err)
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO referral_schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
-		m.Version, m.Name, at); err != nil {
+	tag, err := tx.Exec(ctx, `UPDATE referral_schema_migrations SET applied_at = $1 WHERE version = $2 AND name = $3`,
+		at, m.Version, m.Name)
+	if err != nil {
 		return fmt.Errorf("%s: %w", m.Name, err)
+	}
+	if tag.RowsAffected() != 1 {
+		return fmt.Errorf("%s: the file does not record itself in referral_schema_migrations", m.Name)
 	}
 	return nil
 }
@@ -203,10 +206,48 @@ func missing(ms []migrations.Migration, applied map[int]bool) []migrations.Migra
 	return out
 }
 
+// checkNoLegacy fails, with ErrSchema, if the schema holds besides the
+// referral_ tables rows in the tables of the builds without the prefix,
+// recorded in their schema_migrations: the store would never read them.
+// An older build ran on the schema after the move, or schema.sql was
+// applied to a schema of the older builds; only a person can tell which
+// rows to keep.
+func checkNoLegacy(ctx context.Context, tx pgx.Tx) error {
+	schema, old, err := legacyApplied(ctx, tx)
+	if err != nil || len(old) == 0 {
+		return err
+	}
+	var full []string
+	for _, v := range slices.Sorted(maps.Keys(old)) {
+		for _, t := range legacyVersions[v].tables {
+			var rows bool
+			err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2)`,
+				schema, t).Scan(&rows)
+			if err == nil && rows {
+				err = tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM `+pgx.Identifier{schema, t}.Sanitize()+`)`).Scan(&rows)
+			}
+			if err != nil {
+				return fmt.Errorf("looking for the tables without the referral_ prefix: %w", err)
+			}
+			if rows {
+				full = append(full, t)
+			}
+		}
+	}
+	if len(full) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: the schema %s has the referral_ tables and also rows in %s, tables of an earlier build "+
+		"without the prefix (recorded in schema_migrations), which the store does not read: an older build ran on it "+
+		"after the move, or schema.sql was applied to it instead of opening it once without SkipMigrations; "+
+		"copy the rows to keep into the referral_ tables, then drop those tables and schema_migrations",
+		ErrSchema, schema, strings.Join(full, ", "))
+}
+
 // checkSchema is migrate for a store opened with SkipMigrations: it
 // changes nothing, and fails naming what is missing.
 func (s *Store) checkSchema(ctx context.Context) error {
-	ms, err := migrations.Load(migrationFiles, "migrations")
+	ms, err := migrations.Load(Migrations, "migrations")
 	if err != nil {
 		return fmt.Errorf("postgres: %w", err)
 	}
@@ -220,14 +261,30 @@ func (s *Store) checkSchema(ctx context.Context) error {
 		return wrap(ctx, "reading the schema version", err)
 	}
 	if applied == nil {
-		return fmt.Errorf("postgres: %w: the table referral_schema_migrations is missing from the schema %s (apply schema.sql, or open without SkipMigrations)", ErrSchema, currentSchema(ctx, tx))
+		_, old, err := legacyApplied(ctx, tx)
+		if err != nil {
+			return wrap(ctx, "reading the schema version", err)
+		}
+		if len(old) > 0 {
+			// schema.sql would make empty tables beside the old ones, and
+			// a later New would leave the old rows where they are.
+			return fmt.Errorf("postgres: %w: the schema %s has the tables of an earlier build, without the referral_ prefix: "+
+				"open it once without SkipMigrations to move the old tables to the referral_ prefix (schema.sql would make empty tables beside them)",
+				ErrSchema, currentSchema(ctx, tx))
+		}
+		return fmt.Errorf("postgres: %w: the table referral_schema_migrations is missing from the schema %s "+
+			"(apply schema.sql or the files of migrations/ in order, or open without SkipMigrations)", ErrSchema, currentSchema(ctx, tx))
+	}
+	if err := checkNoLegacy(ctx, tx); err != nil {
+		return wrap(ctx, "checking the schema", err)
 	}
 	if lack := missing(ms, applied); len(lack) > 0 {
 		names := make([]string, len(lack))
 		for i, m := range lack {
 			names[i] = m.Name
 		}
-		return fmt.Errorf("postgres: %w: migrations %s are not applied (apply them, or open without SkipMigrations)", ErrSchema, strings.Join(names, ", "))
+		return fmt.Errorf("postgres: %w: migrations %s are not applied "+
+			"(run those files of migrations/ in order, each records itself, or open without SkipMigrations)", ErrSchema, strings.Join(names, ", "))
 	}
 	return nil
 }

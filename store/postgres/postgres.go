@@ -86,18 +86,26 @@ func New(ctx context.Context, pool *pgxpool.Pool) (*Store, error) {
 
 // Options are the choices of [NewWithOptions]. The zero value is [New]'s.
 type Options struct {
-	// SkipMigrations, for hosts that apply schema.sql (or the files under
-	// migrations/) with their own tool, makes the store change no table:
-	// it checks that referral_schema_migrations, in the schema pool's
-	// connections create tables in, records every migration of this build
-	// and fails with an error matching [ErrSchema], naming what is
-	// missing, if not. Default false: the store applies the migrations the
-	// schema lacks.
+	// SkipMigrations, for hosts that apply the schema with their own tool,
+	// makes the store change no table: it checks that
+	// referral_schema_migrations, in the schema pool's connections create
+	// tables in, records every migration of this build and fails with an
+	// error matching [ErrSchema], naming what is missing, if not. The host's
+	// tool applies schema.sql ([Schema]) to a schema without the store's
+	// tables, and the files of [Migrations] that a schema lacks, in order,
+	// to upgrade it: each file records itself in referral_schema_migrations.
+	// A schema of the builds without the referral_ prefix is opened once
+	// without SkipMigrations first, which moves its tables. Default false:
+	// the store applies the migrations the schema lacks.
 	SkipMigrations bool
 }
 
 // ErrSchema is returned, wrapped, by NewWithOptions with SkipMigrations
-// when the database lacks the store's tables or some of its migrations.
+// when the schema lacks the store's tables or some of its migrations, or
+// has the tables of the builds without the referral_ prefix instead; and
+// by New and NewWithOptions when the schema has rows in those old tables
+// besides the referral_ ones, which the store would not read (see the
+// package documentation).
 var ErrSchema = errors.New("the schema is missing or out of date")
 
 // NewWithOptions is [New] with the choices of o.

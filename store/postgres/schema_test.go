@@ -2,8 +2,11 @@ package postgres_test
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -126,6 +129,108 @@ func TestSkipMigrations(t *testing.T) {
 	})
 }
 
+func TestMigrationFilesRunByAHost(t *testing.T) {
+	t.Parallel()
+	serverURL(t)
+	names, err := fs.Glob(postgres.Migrations, "migrations/*.sql")
+	require.NoError(t, err)
+	require.Greater(t, len(names), 1)
+	slices.Sort(names) // the host's tool runs them in this order
+	run := func(pool *pgxpool.Pool, name string) {
+		t.Helper()
+		text, err := fs.ReadFile(postgres.Migrations, name)
+		require.NoError(t, err)
+		_, err = pool.Exec(t.Context(), string(text))
+		require.NoError(t, err, name)
+	}
+	skip := postgres.Options{SkipMigrations: true}
+
+	t.Run("every file, then SkipMigrations", func(t *testing.T) {
+		t.Parallel()
+		pool := newPool(t, newSchema(t))
+		last := names[len(names)-1]
+		for _, name := range names[:len(names)-1] {
+			run(pool, name)
+		}
+		_, err := postgres.NewWithOptions(t.Context(), pool, skip)
+		require.ErrorIs(t, err, postgres.ErrSchema)
+		assert.ErrorContains(t, err, "migrations "+path.Base(last)+" are not applied")
+
+		run(pool, last) // the new release's file
+		_, err = postgres.NewWithOptions(t.Context(), pool, skip)
+		require.NoError(t, err)
+		want := migratedPool(t)
+		assert.Equal(t, schemaOf(t, want), schemaOf(t, pool))
+		assert.Equal(t, recorded(t, want), recorded(t, pool))
+	})
+
+	t.Run("some files, then New", func(t *testing.T) {
+		t.Parallel()
+		pool := newPool(t, newSchema(t))
+		run(pool, names[0])
+		_, err := postgres.New(t.Context(), pool)
+		require.NoError(t, err, "New applies the rest, each recorded once")
+		assert.Equal(t, recorded(t, migratedPool(t)), recorded(t, pool))
+	})
+}
+
+func TestSkipMigrationsOnALegacySchema(t *testing.T) {
+	t.Parallel()
+	serverURL(t)
+	pool := newPool(t, legacySchema(t, 3))
+	before := schemaOf(t, pool)
+	_, err := postgres.NewWithOptions(t.Context(), pool, postgres.Options{SkipMigrations: true})
+	require.ErrorIs(t, err, postgres.ErrSchema)
+	assert.ErrorContains(t, err, "open it once without SkipMigrations to move the old tables to the referral_ prefix")
+	assert.NotContains(t, err.Error(), "apply schema.sql")
+	assert.Equal(t, before, schemaOf(t, pool), "nothing is changed")
+}
+
+func TestLegacyRowsBesideThePrefixedTables(t *testing.T) {
+	t.Parallel()
+	serverURL(t)
+	for _, c := range []struct {
+		name string
+		make func(t *testing.T, pool *pgxpool.Pool)
+	}{
+		// The host took SkipMigrations' old advice on a schema of the
+		// builds without the prefix.
+		{"schema.sql applied over them", func(t *testing.T, pool *pgxpool.Pool) {
+			legacyTables(t, pool, 3)
+			_, err := pool.Exec(t.Context(), postgres.Schema)
+			require.NoError(t, err)
+		}},
+		// A rollback: an older build ran on the moved schema.
+		{"an older build after the move", func(t *testing.T, pool *pgxpool.Pool) {
+			legacyTables(t, pool, 3)
+			_, err := postgres.New(t.Context(), pool)
+			require.NoError(t, err)
+			legacyTables(t, pool, 3)
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			pool := newPool(t, newSchema(t))
+			c.make(t, pool)
+			before := schemaOf(t, pool)
+			for _, o := range []postgres.Options{{}, {SkipMigrations: true}} {
+				_, err := postgres.NewWithOptions(t.Context(), pool, o)
+				require.ErrorIs(t, err, postgres.ErrSchema, "%+v", o)
+				assert.ErrorContains(t, err, "rows in codes, invites, apps, api_keys, redemptions")
+			}
+			assert.Equal(t, before, schemaOf(t, pool), "nothing is changed")
+			assert.Equal(t, []string{"Bo@example.com"}, lines(t, pool, `SELECT email FROM invites`))
+
+			// Old tables without rows hide nothing: the store opens.
+			_, err := pool.Exec(t.Context(), `DELETE FROM api_keys; DELETE FROM apps; DELETE FROM redemptions;
+				DELETE FROM invites; DELETE FROM codes`)
+			require.NoError(t, err)
+			_, err = postgres.New(t.Context(), pool)
+			require.NoError(t, err)
+		})
+	}
+}
+
 // legacyRows are a row for each table of the builds without the table
 // prefix, by the version that made the tables.
 var legacyRows = []string{
@@ -148,6 +253,16 @@ func legacySchema(t *testing.T, n int) *pgxpool.Config {
 	t.Helper()
 	cfg := newSchema(t)
 	pool := newPool(t, cfg.Copy())
+	legacyTables(t, pool, n)
+	pool.Close()
+	return cfg
+}
+
+// legacyTables does to pool's schema what the first n migrations of the
+// builds without the table prefix did, and adds a row to each of their
+// tables.
+func legacyTables(t *testing.T, pool *pgxpool.Pool, n int) {
+	t.Helper()
 	_, err := pool.Exec(t.Context(), `CREATE TABLE IF NOT EXISTS schema_migrations (
 			version    integer     NOT NULL PRIMARY KEY,
 			name       text        NOT NULL,
@@ -167,8 +282,6 @@ func legacySchema(t *testing.T, n int) *pgxpool.Config {
 		_, err = pool.Exec(t.Context(), legacyRows[i])
 		require.NoError(t, err)
 	}
-	pool.Close()
-	return cfg
 }
 
 // rowsOf returns the rows of table, columns cols, as text.

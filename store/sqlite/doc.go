@@ -60,14 +60,30 @@
 // newer migrations.
 //
 // Hosts that migrate with their own tool apply schema.sql, published in
-// this package's folder and as [Schema]: the whole schema as the
-// migrations leave it, ending with the rows that record them in
-// referral_schema_migrations. They open the store with
+// this package's folder and as [Schema], to a fresh database: the whole
+// schema as the migrations leave it, ending with the rows that record them
+// in referral_schema_migrations. To upgrade, they apply the files of a new
+// release that the database lacks, in order, from migrations/ or
+// [Migrations]: the first file creates referral_schema_migrations and each
+// ends by recording itself there, so the files alone, run in order on a
+// fresh database, do as well as schema.sql. They open the store with
 // [NewWithOptions](db, [Options]{SkipMigrations: true}), which changes no
 // table and fails with [ErrSchema], naming what is missing, unless every
 // migration of this build is recorded. A later [New] without the option
-// finds them recorded and applies only newer ones; a new release's
-// migration files are the SQL to give the host's tool.
+// finds them recorded and applies only newer ones. A database of the
+// builds without the prefix is opened once without the option, to move
+// its tables: SkipMigrations refuses it and says so, since schema.sql
+// would make empty tables beside the old ones.
+//
+// The move to the prefix is one-way: it drops the old tables and their
+// schema_migrations, so a build from before the prefix, opened on the
+// database afterwards, finds it empty and starts afresh without a word.
+// Keep a copy of the file from before the upgrade to go back to such a
+// build. Stop the processes of such a build that share the file before the
+// first process of this one opens it: their statements fail once the
+// tables are moved. If an older build did run on the moved database and
+// recorded rows, [New] then refuses it with [ErrSchema], naming the old
+// tables, rather than leave those rows unread.
 //
 // User and app ids are stored as given and compared byte by byte: opaque
 // ids ("42", "alice.smith"), case-sensitive, and an empty app id for a

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -12,12 +13,16 @@ import (
 	"github.com/referralkit/referralkit/store/internal/migrations"
 )
 
-// migrationFiles holds the schema, one file per version, named
-// NNNN_what.sql; schema.sql is their result, for hosts that migrate with
-// their own tool.
+// Migrations holds the schema, one file per version, as
+// migrations/NNNN_what.sql: the files the store applies in version order,
+// each once, and that a host's own migration tool can run instead (see
+// [Options.SkipMigrations]). The first creates referral_schema_migrations,
+// and each ends by recording itself there (INSERT OR IGNORE), so that a
+// database the files were run on is known to have them. schema.sql is
+// their result.
 //
 //go:embed migrations/*.sql
-var migrationFiles embed.FS
+var Migrations embed.FS
 
 // Schema is the text of schema.sql: the whole schema as the migrations
 // leave it, ending with the rows of referral_schema_migrations that record
@@ -27,14 +32,6 @@ var migrationFiles embed.FS
 //
 //go:embed schema.sql
 var Schema string
-
-// createMigrationsTable makes the table that records the applied versions;
-// schema.sql creates it alike.
-const createMigrationsTable = `CREATE TABLE IF NOT EXISTS referral_schema_migrations (
-	version    INTEGER NOT NULL PRIMARY KEY,
-	name       TEXT    NOT NULL,
-	applied_at INTEGER NOT NULL
-) STRICT`
 
 // legacyVersions are the migrations of the builds whose tables had no
 // prefix, by version, and the tables each made, parents first. Their
@@ -55,15 +52,21 @@ var legacyVersions = map[int]struct {
 // Otherwise the check is repeated and the missing files applied inside one
 // write transaction, which another process doing the same waits for. A
 // database of the builds without the table prefix has its tables moved to
-// the prefixed names in that transaction first.
+// the prefixed names in that transaction first; one that has the prefixed
+// tables and rows in the old ones as well is refused (see checkNoLegacy).
 func (s *Store) migrate(ctx context.Context) error {
-	ms, err := migrations.Load(migrationFiles, "migrations")
+	ms, err := migrations.Load(Migrations, "migrations")
 	if err != nil {
 		return fmt.Errorf("sqlite: %w", err)
 	}
 	applied, err := appliedVersions(ctx, s.db)
 	if err != nil {
 		return fmt.Errorf("sqlite: reading the schema version: %w", err)
+	}
+	if applied != nil {
+		if err := checkNoLegacy(ctx, s.db); err != nil {
+			return fmt.Errorf("sqlite: %w", err)
+		}
 	}
 	if len(missing(ms, applied)) == 0 {
 		return nil
@@ -74,9 +77,6 @@ func (s *Store) migrate(ctx context.Context) error {
 			return err
 		}
 		if applied == nil {
-			if _, err := c.ExecContext(ctx, createMigrationsTable); err != nil {
-				return err
-			}
 			if applied, err = upgradeLegacy(ctx, c, ms); err != nil {
 				return fmt.Errorf("moving the tables to the referral_ prefix: %w", err)
 			}
@@ -94,14 +94,19 @@ func (s *Store) migrate(ctx context.Context) error {
 	return nil
 }
 
-// apply runs m and records it as applied at at.
+// apply runs m, which records itself in referral_schema_migrations (the
+// first file creates that table), and sets the time recorded to at.
 func apply(ctx context.Context, c *wconn, m migrations.Migration, at time.Time) error {
 	if _, err := c.ExecContext(ctx, m.SQL); err != nil {
 		return fmt.Errorf("%s: %w", m.Name, err)
 	}
-	if _, err := c.ExecContext(ctx, `INSERT INTO referral_schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
-		m.Version, m.Name, millis(at)); err != nil {
+	res, err := c.ExecContext(ctx, `UPDATE referral_schema_migrations SET applied_at = ? WHERE version = ? AND name = ?`,
+		millis(at), m.Version, m.Name)
+	if err != nil {
 		return fmt.Errorf("%s: %w", m.Name, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return fmt.Errorf("%s: the file does not record itself in referral_schema_migrations", m.Name)
 	}
 	return nil
 }
@@ -149,7 +154,7 @@ func upgradeLegacy(ctx context.Context, c *wconn, ms []migrations.Migration) (ma
 // legacyApplied returns the versions, and when each was applied, that the
 // schema_migrations table of the builds without the prefix records; none if
 // there is no such table or it is not ours.
-func legacyApplied(ctx context.Context, c *wconn) (map[int]int64, error) {
+func legacyApplied(ctx context.Context, c querier) (map[int]int64, error) {
 	var cols string
 	err := c.QueryRowContext(ctx, `SELECT coalesce(group_concat(name, ','), '') FROM
 		(SELECT name FROM pragma_table_info('schema_migrations') ORDER BY name)`).Scan(&cols)
@@ -202,10 +207,47 @@ func missing(ms []migrations.Migration, applied map[int]bool) []migrations.Migra
 	return out
 }
 
+// checkNoLegacy fails, with ErrSchema, if the database holds besides the
+// referral_ tables rows in the tables of the builds without the prefix,
+// recorded in their schema_migrations: the store would never read them.
+// An older build ran on the database after the move, or schema.sql was
+// applied to a database of the older builds; only a person can tell which
+// rows to keep.
+func checkNoLegacy(ctx context.Context, q querier) error {
+	old, err := legacyApplied(ctx, q)
+	if err != nil || len(old) == 0 {
+		return err
+	}
+	var full []string
+	for _, v := range slices.Sorted(maps.Keys(old)) {
+		for _, t := range legacyVersions[v].tables {
+			var rows bool
+			err := q.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?)`, t).Scan(&rows)
+			if err == nil && rows {
+				err = q.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM "`+t+`")`).Scan(&rows)
+			}
+			if err != nil {
+				return fmt.Errorf("looking for the tables without the referral_ prefix: %w", err)
+			}
+			if rows {
+				full = append(full, t)
+			}
+		}
+	}
+	if len(full) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: the database has the referral_ tables and also rows in %s, tables of an earlier build "+
+		"without the prefix (recorded in schema_migrations), which the store does not read: an older build ran on it "+
+		"after the move, or schema.sql was applied to it instead of opening it once without SkipMigrations; "+
+		"copy the rows to keep into the referral_ tables, then drop those tables and schema_migrations",
+		ErrSchema, strings.Join(full, ", "))
+}
+
 // checkSchema is migrate for a store opened with SkipMigrations: it
 // changes nothing, and fails naming what is missing.
 func (s *Store) checkSchema(ctx context.Context) error {
-	ms, err := migrations.Load(migrationFiles, "migrations")
+	ms, err := migrations.Load(Migrations, "migrations")
 	if err != nil {
 		return fmt.Errorf("sqlite: %w", err)
 	}
@@ -214,14 +256,29 @@ func (s *Store) checkSchema(ctx context.Context) error {
 		return fmt.Errorf("sqlite: reading the schema version: %w", err)
 	}
 	if applied == nil {
-		return fmt.Errorf("sqlite: %w: the table referral_schema_migrations is missing (apply schema.sql, or open without SkipMigrations)", ErrSchema)
+		old, err := legacyApplied(ctx, s.db)
+		if err != nil {
+			return fmt.Errorf("sqlite: reading the schema version: %w", err)
+		}
+		if len(old) > 0 {
+			// schema.sql would make empty tables beside the old ones, and
+			// a later New would leave the old rows where they are.
+			return fmt.Errorf("sqlite: %w: the database has the tables of an earlier build, without the referral_ prefix: "+
+				"open it once without SkipMigrations to move the old tables to the referral_ prefix (schema.sql would make empty tables beside them)", ErrSchema)
+		}
+		return fmt.Errorf("sqlite: %w: the table referral_schema_migrations is missing "+
+			"(apply schema.sql or the files of migrations/ in order, or open without SkipMigrations)", ErrSchema)
+	}
+	if err := checkNoLegacy(ctx, s.db); err != nil {
+		return fmt.Errorf("sqlite: %w", err)
 	}
 	if lack := missing(ms, applied); len(lack) > 0 {
 		names := make([]string, len(lack))
 		for i, m := range lack {
 			names[i] = m.Name
 		}
-		return fmt.Errorf("sqlite: %w: migrations %s are not applied (apply them, or open without SkipMigrations)", ErrSchema, strings.Join(names, ", "))
+		return fmt.Errorf("sqlite: %w: migrations %s are not applied "+
+			"(run those files of migrations/ in order, each records itself, or open without SkipMigrations)", ErrSchema, strings.Join(names, ", "))
 	}
 	return nil
 }

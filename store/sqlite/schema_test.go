@@ -3,7 +3,9 @@ package sqlite_test
 import (
 	"database/sql"
 	"fmt"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -133,6 +135,110 @@ func TestSkipMigrations(t *testing.T) {
 	})
 }
 
+func TestMigrationFilesRunByAHost(t *testing.T) {
+	t.Parallel()
+	names, err := fs.Glob(sqlite.Migrations, "migrations/*.sql")
+	require.NoError(t, err)
+	require.Greater(t, len(names), 1)
+	slices.Sort(names) // the host's tool runs them in this order
+	run := func(db *sql.DB, name string) {
+		t.Helper()
+		text, err := fs.ReadFile(sqlite.Migrations, name)
+		require.NoError(t, err)
+		_, err = db.Exec(string(text))
+		require.NoError(t, err, name)
+	}
+	skip := sqlite.Options{SkipMigrations: true}
+
+	t.Run("every file, then SkipMigrations", func(t *testing.T) {
+		t.Parallel()
+		db := rawDB(t, filepath.Join(t.TempDir(), "host.db"))
+		last := names[len(names)-1]
+		for _, name := range names[:len(names)-1] {
+			run(db, name)
+		}
+		_, err := sqlite.NewWithOptions(db, skip)
+		require.ErrorIs(t, err, sqlite.ErrSchema)
+		assert.ErrorContains(t, err, "migrations "+path.Base(last)+" are not applied")
+
+		run(db, last) // the new release's file
+		s, err := sqlite.NewWithOptions(db, skip)
+		require.NoError(t, err)
+		require.NoError(t, s.Close())
+		want := migrated(t)
+		assert.Equal(t, schemaOf(t, want), schemaOf(t, db))
+		assert.Equal(t, recorded(t, want), recorded(t, db))
+	})
+
+	t.Run("some files, then New", func(t *testing.T) {
+		t.Parallel()
+		db := rawDB(t, filepath.Join(t.TempDir(), "host.db"))
+		run(db, names[0])
+		s, err := sqlite.New(db)
+		require.NoError(t, err, "New applies the rest, each recorded once")
+		require.NoError(t, s.Close())
+		assert.Equal(t, recorded(t, migrated(t)), recorded(t, db))
+	})
+}
+
+func TestSkipMigrationsOnALegacyDatabase(t *testing.T) {
+	t.Parallel()
+	db := rawDB(t, legacyDB(t, 3))
+	before := schemaOf(t, db)
+	_, err := sqlite.NewWithOptions(db, sqlite.Options{SkipMigrations: true})
+	require.ErrorIs(t, err, sqlite.ErrSchema)
+	assert.ErrorContains(t, err, "open it once without SkipMigrations to move the old tables to the referral_ prefix")
+	assert.NotContains(t, err.Error(), "apply schema.sql")
+	assert.Equal(t, before, schemaOf(t, db), "nothing is changed")
+}
+
+func TestLegacyRowsBesideThePrefixedTables(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name string
+		make func(t *testing.T, db *sql.DB)
+	}{
+		// The host took SkipMigrations' old advice on a database of the
+		// builds without the prefix.
+		{"schema.sql applied over them", func(t *testing.T, db *sql.DB) {
+			legacyTables(t, db, 3)
+			_, err := db.Exec(sqlite.Schema)
+			require.NoError(t, err)
+		}},
+		// A rollback: an older build ran on the moved database.
+		{"an older build after the move", func(t *testing.T, db *sql.DB) {
+			legacyTables(t, db, 3)
+			s, err := sqlite.New(db)
+			require.NoError(t, err)
+			require.NoError(t, s.Close())
+			legacyTables(t, db, 3)
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			db := rawDB(t, filepath.Join(t.TempDir(), "both.db"))
+			c.make(t, db)
+			before := schemaOf(t, db)
+			for _, o := range []sqlite.Options{{}, {SkipMigrations: true}} {
+				_, err := sqlite.NewWithOptions(db, o)
+				require.ErrorIs(t, err, sqlite.ErrSchema, "%+v", o)
+				assert.ErrorContains(t, err, "rows in codes, invites, apps, api_keys, redemptions")
+			}
+			assert.Equal(t, before, schemaOf(t, db), "nothing is changed")
+			assert.Equal(t, []string{"Bo@example.com"}, column[string](t, db, `SELECT email FROM invites`))
+
+			// Old tables without rows hide nothing: the store opens.
+			for _, table := range []string{"api_keys", "apps", "redemptions", "invites", "codes"} {
+				_, err := db.Exec(`DELETE FROM "` + table + `"`)
+				require.NoError(t, err)
+			}
+			s, err := sqlite.New(db)
+			require.NoError(t, err)
+			require.NoError(t, s.Close())
+		})
+	}
+}
+
 // legacyDB makes a database as the builds without the table prefix left
 // it after their first n migrations (the files of testdata/legacy), with a
 // row in each of their tables, and returns its path.
@@ -140,6 +246,15 @@ func legacyDB(t *testing.T, n int) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "legacy.db")
 	db := rawDB(t, path)
+	legacyTables(t, db, n)
+	require.NoError(t, db.Close())
+	return path
+}
+
+// legacyTables does to db what the first n migrations of the builds
+// without the table prefix did, and adds a row to each of their tables.
+func legacyTables(t *testing.T, db *sql.DB, n int) {
+	t.Helper()
 	_, err := db.Exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
 			version    INTEGER NOT NULL PRIMARY KEY,
 			name       TEXT    NOT NULL,
@@ -169,8 +284,6 @@ func legacyDB(t *testing.T, n int) string {
 		_, err = db.Exec(rows[i])
 		require.NoError(t, err)
 	}
-	require.NoError(t, db.Close())
-	return path
 }
 
 func TestLegacyTablesAreMovedToThePrefix(t *testing.T) {

@@ -150,17 +150,26 @@ func New(db *sql.DB) (*Store, error) {
 
 // Options are the choices of [NewWithOptions]. The zero value is [New]'s.
 type Options struct {
-	// SkipMigrations, for hosts that apply schema.sql (or the files under
-	// migrations/) with their own tool, makes the store change no table:
-	// it checks that referral_schema_migrations records every migration
-	// of this build and fails with an error matching [ErrSchema], naming
-	// what is missing, if not. Default false: the store applies the
-	// migrations the database lacks.
+	// SkipMigrations, for hosts that apply the schema with their own tool,
+	// makes the store change no table: it checks that
+	// referral_schema_migrations records every migration of this build and
+	// fails with an error matching [ErrSchema], naming what is missing, if
+	// not. The host's tool applies schema.sql ([Schema]) to a database
+	// without the store's tables, and the files of [Migrations] that a
+	// database lacks, in order, to upgrade it: each file records itself in
+	// referral_schema_migrations. A database of the builds without the
+	// referral_ prefix is opened once without SkipMigrations first, which
+	// moves its tables. Default false: the store applies the migrations the
+	// database lacks.
 	SkipMigrations bool
 }
 
 // ErrSchema is returned, wrapped, by NewWithOptions with SkipMigrations
-// when the database lacks the store's tables or some of its migrations.
+// when the database lacks the store's tables or some of its migrations, or
+// has the tables of the builds without the referral_ prefix instead; and
+// by New and NewWithOptions when the database has rows in those old tables
+// besides the referral_ ones, which the store would not read (see the
+// package documentation).
 var ErrSchema = errors.New("the schema is missing or out of date")
 
 // NewWithOptions is [New] with the choices of o.

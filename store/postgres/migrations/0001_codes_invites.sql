@@ -2,6 +2,13 @@
 -- reads them back in UTC. Identifiers and keys compare byte by byte
 -- (COLLATE "C"), whatever the database's locale.
 
+-- The versions applied, one row each: every file ends by adding its own.
+CREATE TABLE IF NOT EXISTS referral_schema_migrations (
+    version    integer     NOT NULL PRIMARY KEY,
+    name       text        NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+
 CREATE TABLE referral_codes (
     app_id  text COLLATE "C" NOT NULL,
     user_id text COLLATE "C" NOT NULL,
@@ -42,3 +49,7 @@ CREATE INDEX referral_invites_by_idempotency_key ON referral_invites (app_id, re
 
 -- ClaimDue: pending invites, oldest due first.
 CREATE INDEX referral_invites_due ON referral_invites (next_attempt_at, id) WHERE status = 'pending';
+
+-- Every file records itself, so that a host's own tool can run the files.
+INSERT INTO referral_schema_migrations (version, name) VALUES (1, '0001_codes_invites.sql')
+    ON CONFLICT (version) DO NOTHING;

@@ -17,3 +17,7 @@ CREATE TABLE referral_api_keys (
     revoked_at timestamptz,
     PRIMARY KEY (app_id, prefix)
 );
+
+-- Every file records itself, so that a host's own tool can run the files.
+INSERT INTO referral_schema_migrations (version, name) VALUES (2, '0002_keys.sql')
+    ON CONFLICT (version) DO NOTHING;

@@ -34,3 +34,7 @@ CREATE TABLE referral_secrets (
     value      bytea       NOT NULL,
     created_at timestamptz NOT NULL
 );
+
+-- Every file records itself, so that a host's own tool can run the files.
+INSERT INTO referral_schema_migrations (version, name) VALUES (5, '0005_recipients.sql')
+    ON CONFLICT (version) DO NOTHING;

@@ -1,6 +1,13 @@
 -- Referral codes and invites. Times are unix milliseconds in UTC, so that
 -- they sort and compare as integers; a zero time.Time is -62135596800000.
 
+-- The versions applied, one row each: every file ends by adding its own.
+CREATE TABLE IF NOT EXISTS referral_schema_migrations (
+    version    INTEGER NOT NULL PRIMARY KEY,
+    name       TEXT    NOT NULL,
+    applied_at INTEGER NOT NULL
+) STRICT;
+
 CREATE TABLE referral_codes (
     code    TEXT NOT NULL, -- canonical form, see referral.NormalizeCode
     app_id  TEXT NOT NULL,
@@ -39,3 +46,7 @@ CREATE INDEX referral_invites_by_idempotency_key ON referral_invites (app_id, re
 
 -- ClaimDue: pending invites, oldest due first.
 CREATE INDEX referral_invites_due ON referral_invites (next_attempt_at, id) WHERE status = 'pending';
+
+-- Every file records itself, so that a host's own tool can run the files.
+INSERT OR IGNORE INTO referral_schema_migrations (version, name, applied_at)
+    VALUES (1, '0001_invites.sql', CAST(unixepoch('subsec') * 1000 AS INTEGER));

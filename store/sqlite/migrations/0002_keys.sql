@@ -17,3 +17,7 @@ CREATE TABLE referral_api_keys (
     revoked_at INTEGER,
     PRIMARY KEY (app_id, prefix)
 ) STRICT;
+
+-- Every file records itself, so that a host's own tool can run the files.
+INSERT OR IGNORE INTO referral_schema_migrations (version, name, applied_at)
+    VALUES (2, '0002_keys.sql', CAST(unixepoch('subsec') * 1000 AS INTEGER));

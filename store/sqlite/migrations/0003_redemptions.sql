@@ -18,3 +18,7 @@ CREATE TABLE referral_redemptions (
 -- Stats: a referrer's redemptions and their addresses, read from the index
 -- alone; each address is then looked up in referral_invites_by_address.
 CREATE INDEX referral_redemptions_by_referrer ON referral_redemptions (app_id, referrer_id, email_key);
+
+-- Every file records itself, so that a host's own tool can run the files.
+INSERT OR IGNORE INTO referral_schema_migrations (version, name, applied_at)
+    VALUES (3, '0003_redemptions.sql', CAST(unixepoch('subsec') * 1000 AS INTEGER));

@@ -72,3 +72,7 @@ CREATE TABLE referral_secrets (
     value      BLOB    NOT NULL,
     created_at INTEGER NOT NULL
 ) STRICT;
+
+-- Every file records itself, so that a host's own tool can run the files.
+INSERT OR IGNORE INTO referral_schema_migrations (version, name, applied_at)
+    VALUES (5, '0005_recipients.sql', CAST(unixepoch('subsec') * 1000 AS INTEGER));
