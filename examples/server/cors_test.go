@@ -26,7 +26,7 @@ func newTestHandler(t *testing.T) *referral.Handler {
 		Recipients:     store,
 		UnsubscribeURL: "https://app.example.com/v1/unsubscribe/{token}",
 		Mailer:         &mailtest.Recorder{},
-		From:           "a@example.com",
+		From:           "Acme <a@example.com>",
 		SignupURL:      "https://app.example.com/s?ref={code}",
 	})
 	if err != nil {

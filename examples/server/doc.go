@@ -9,7 +9,8 @@
 //
 // are all it takes. Run it with -h for the flags. The invite emails link
 // to a landing page the server serves (GET /signup?ref=CODE), which shows
-// the code, whether it is valid, and what a host app would do with it;
+// the code and what a host app would do with it (not whether the code is
+// valid: the code lookup, which is rate limited, answers that);
 // -public-url is the server's base URL as recipients reach it, and
 // -signup-url links to a host's own page instead. Every email carries a
 // one-click unsubscribe link to the server's /v1/unsubscribe/{token}.

@@ -208,15 +208,25 @@ func TestCodesShow(t *testing.T) {
 }
 
 // TestTokenUserIDs: token -user takes a UUID, or with -user-ids opaque a
-// host's own id.
+// host's own id, and refuses up front an id that breaks the rule.
 func TestTokenUserIDs(t *testing.T) {
 	t.Parallel()
 	env := dirEnv(t.TempDir())
 	app := "0b0f7c1e-6a55-4c6e-9d7e-5a1f2b3c4d5e"
 	assert.NotEmpty(t, runOK(t, env, "token", "-app", app, "-user", "42", "-user-ids", "opaque"))
-	var stderr bytes.Buffer
-	assert.Equal(t, 1, run(context.Background(), []string{"token", "-app", app, "-user", "42"}, env, io.Discard, &stderr))
-	assert.Contains(t, stderr.String(), "-user must be a UUID")
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-user", "42"}, "-user must be a UUID"},
+		{[]string{"-user", "alice smith", "-user-ids", "opaque"}, "-user must be 1 to 128 letters"},
+		{[]string{"-user", strings.Repeat("a", 129), "-user-ids", "opaque"}, "-user must be 1 to 128 letters"},
+	} {
+		var stdout, stderr bytes.Buffer
+		assert.Equal(t, 1, run(context.Background(), append([]string{"token", "-app", app}, tt.args...), env, &stdout, &stderr), "%v", tt.args)
+		assert.Contains(t, stderr.String(), tt.want, "%v", tt.args)
+		assert.Empty(t, stdout.String(), "no token for an id the routes refuse")
+	}
 }
 
 // TestUsageAndReadmeListEveryFlag: -h lists the flags and subcommands, and

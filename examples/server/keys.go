@@ -111,12 +111,13 @@ func runToken(ctx context.Context, args []string, getenv func(string) string, st
 		return errors.New("token -app must be a UUID")
 	}
 	app = id
-	// Opaque ids are checked by the server, which refuses a path whose id
-	// breaks the rule; a UUID is made canonical, as the server keeps it.
-	if ids == referral.UUIDs {
-		if user, ok = referral.CanonicalUUID(user); !ok {
+	// The handler's own rule, so that a token for an id the routes refuse
+	// is never made; a UUID is made canonical, as the server keeps it.
+	if user, ok = ids.Canonical(user); !ok {
+		if ids == referral.UUIDs {
 			return errors.New("token -user must be a UUID (or set -user-ids opaque)")
 		}
+		return errors.New(`token -user must be 1 to 128 letters, digits or ".", "_", ":", "@", "-" (the -user-ids opaque rule)`)
 	}
 	if ttl <= 0 {
 		return errors.New("-ttl must be positive")

@@ -220,7 +220,7 @@ func TestNewcomerTour(t *testing.T) {
 	page, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
-	assert.Contains(t, string(page), "The code is valid.")
+	assert.Contains(t, string(page), `<strong id="code">`+code+`</strong>`)
 
 	// The friend signs up: the README's redemption block.
 	out = tour.run(t, readmeBlock(t, "redeem"), "CODE="+code)

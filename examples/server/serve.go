@@ -194,7 +194,7 @@ func routes(h *referral.Handler, apiKeys referral.Authenticator, store backend, 
 	// No credentials and no CORS: mail clients and the recipient's browser
 	// call it, the token in the path being the credential.
 	mux.Handle(referral.UnsubscribePattern, h.Unsubscribe())
-	mux.Handle("GET "+signupPath, signupPage(h, log))
+	mux.Handle("GET "+signupPath, signupPage(log))
 	health := &writeCheck{check: store.CheckWrite}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	_ "embed"
-	"errors"
 	"html/template"
 	"log/slog"
 	"net/http"
@@ -24,24 +23,16 @@ var signupTemplate = template.Must(template.New("signup.html").Parse(signupHTML)
 // it is plain HTML showing a value from its URL.
 const signupCSP = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
-// signupPage shows the code of ?ref= and whether it is valid, and what a
-// host app would do with it.
-func signupPage(h *referral.Handler, log *slog.Logger) http.Handler {
+// signupPage shows the code of ?ref= and what a host app would do with it.
+// It does not say whether the code is valid: the page takes no
+// credentials and is not rate limited, so it would let anyone test codes
+// faster than the code lookup's LookupsPerMinute allows.
+func signupPage(log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		page := struct{ Code, State string }{Code: r.URL.Query().Get("ref"), State: "missing"}
-		status := http.StatusOK
-		if page.Code != "" {
-			_, err := h.Resolve(r.Context(), page.Code)
-			switch {
-			case err == nil:
-				page.State = "valid"
-				page.Code, _ = referral.NormalizeCode(page.Code)
-			case errors.Is(err, referral.ErrCodeNotFound):
-				page.State = "unknown"
-			default:
-				page.State, status = "error", http.StatusInternalServerError
-				log.LogAttrs(r.Context(), slog.LevelError, "sign-up page: resolving a code", slog.Any("err", err))
-			}
+		page := struct{ Code string }{Code: r.URL.Query().Get("ref")}
+		// The canonical form, valid or not; what is not a code stays as given.
+		if code, ok := referral.NormalizeCode(page.Code); ok {
+			page.Code = code
 		}
 		var body bytes.Buffer
 		if err := signupTemplate.Execute(&body, page); err != nil {
@@ -55,7 +46,7 @@ func signupPage(h *referral.Handler, log *slog.Logger) http.Handler {
 		hd.Set("Content-Security-Policy", signupCSP)
 		hd.Set("X-Content-Type-Options", "nosniff")
 		hd.Set("Referrer-Policy", "no-referrer") // the URL carries the code
-		w.WriteHeader(status)
+		w.WriteHeader(http.StatusOK)
 		w.Write(body.Bytes())
 	})
 }
