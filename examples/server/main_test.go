@@ -342,7 +342,7 @@ func TestMisconfigurationStopsWithOneLine(t *testing.T) {
 		{"public url not http", []string{"-public-url", "ftp://r.example.com"}, "-public-url"},
 		{"missing templates folder", []string{"-templates", filepath.Join(dir, "none")}, "-templates"},
 		{"broken template", []string{"-templates", brokenTemplates(t)}, "en.txt"},
-		{"product name that is a link", []string{"-app-name", "https://evil.example"}, "ProductName"},
+		{"product name with an address", []string{"-app-name", "Acme <evil@example.com>"}, "ProductName"},
 		{"dkim without key", []string{"-dkim-domain", "acme.example", "-dkim-selector", "s1"}, "-dkim-domain, -dkim-selector and -dkim-key go together"},
 		{"dkim key only", []string{"-dkim-key", filepath.Join(dir, "dkim.pem")}, "go together"},
 		{"missing dkim key", []string{"-dkim-domain", "acme.example", "-dkim-selector", "s1", "-dkim-key", filepath.Join(dir, "none.pem")}, "-dkim-key"},
@@ -352,8 +352,12 @@ func TestMisconfigurationStopsWithOneLine(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var stdout, stderr bytes.Buffer
-			args := append([]string{"-db", filepath.Join(t.TempDir(), "r.db"), "-maildir", filepath.Join(t.TempDir(), "mail")}, tt.args...)
-			code := run(context.Background(), args, func(string) string { return "" }, &stdout, &stderr)
+			args := append([]string{"-addr", "127.0.0.1:0", "-db", filepath.Join(t.TempDir(), "r.db"), "-maildir", filepath.Join(t.TempDir(), "mail")}, tt.args...)
+			// A server that starts after all is stopped, and fails the test,
+			// rather than serving until the test run times out.
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			code := run(ctx, args, func(string) string { return "" }, &stdout, &stderr)
 			assert.Equal(t, 2, code)
 			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
 			assert.Len(t, lines, 1, "one line: %q", stderr.String())
