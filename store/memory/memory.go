@@ -12,14 +12,14 @@ import (
 	"github.com/referralkit/referralkit/store/internal/storeimpl"
 )
 
-// Store is an in-memory referral.CodeStore, referral.RedemptionStore and
-// referral.RecipientStore. The zero value is not ready: use New.
+// Store is an in-memory referral.CodeStore, referral.RedemptionStore,
+// referral.RecipientStore and referral.ReferrerStore. The zero value is not ready: use New.
 type Store struct {
 	mu       sync.Mutex
 	codes    map[userKey]string
 	owners   map[string]referral.Owner
 	invites  map[string]*referral.Invite
-	byUser   map[userKey][]*referral.Invite // in creation order
+	byUser   map[userKey][]*referral.Invite // by CreatedAt, then ID
 	idemKeys map[idemKey]*referral.Invite
 	redeemed map[userKey]referral.Redemption   // by app and new user
 	credited map[userKey][]referral.Redemption // by app and referrer
@@ -101,14 +101,8 @@ func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim refer
 		}
 	}
 	past := s.byUser[uk]
-	if lim.MaxPerReferrer > 0 {
-		since := inv.CreatedAt.Add(-lim.Window)
-		// past is in creation order: the window starts at the first invite
-		// created after since.
-		if inWindow := past[createdAfter(past, since):]; len(inWindow) >= lim.MaxPerReferrer {
-			oldest := inWindow[len(inWindow)-lim.MaxPerReferrer]
-			return referral.Invite{}, false, &referral.LimitError{RetryAfter: oldest.CreatedAt.Add(lim.Window).Sub(inv.CreatedAt)}
-		}
+	if wait, full := s.referrerFull(uk, inv.CreatedAt, lim); full {
+		return referral.Invite{}, false, &referral.LimitError{RetryAfter: wait}
 	}
 	if lim.Cooldown > 0 {
 		since := inv.CreatedAt.Add(-lim.Cooldown)
@@ -116,7 +110,7 @@ func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim refer
 			if !p.CreatedAt.After(since) {
 				break
 			}
-			if p.EmailKey == inv.EmailKey && p.Status != referral.StatusFailed {
+			if p.EmailKey == inv.EmailKey && p.Status != referral.StatusFailed && p.Status != referral.StatusRevoked {
 				return referral.Invite{}, false, &referral.LimitError{RetryAfter: p.CreatedAt.Add(lim.Cooldown).Sub(inv.CreatedAt), Cooldown: true}
 			}
 		}
@@ -127,7 +121,7 @@ func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim refer
 	}
 	stored := inUTC(inv)
 	s.invites[inv.ID] = &stored
-	s.byUser[uk] = slices.Insert(past, createdAfter(past, inv.CreatedAt), &stored)
+	s.byUser[uk] = slices.Insert(past, listedAfter(past, inv.CreatedAt, inv.ID), &stored)
 	if inv.AddressHash != "" {
 		s.byAddress[ak] = append(s.byAddress[ak], &stored)
 	}
@@ -137,8 +131,36 @@ func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim refer
 	return stored, false, nil
 }
 
+// referrerFull is step 2 of RecordInvite, and Resend's referrer limit, at
+// now: whether the referrer uk has lim.MaxPerReferrer invites created or
+// resent within lim.Window, and if so how long until one leaves it.
+func (s *Store) referrerFull(uk userKey, now time.Time, lim referral.Limits) (time.Duration, bool) {
+	if lim.MaxPerReferrer <= 0 {
+		return 0, false
+	}
+	since := now.Add(-lim.Window)
+	past := s.byUser[uk]
+	// past is in creation order: the window starts at the first invite
+	// created after since. Resends may be of older invites.
+	var events []time.Time
+	for _, p := range past[createdAfter(past, since):] {
+		events = append(events, p.CreatedAt)
+	}
+	for _, p := range past {
+		if p.ResentAt.After(since) {
+			events = append(events, p.ResentAt)
+		}
+	}
+	if len(events) < lim.MaxPerReferrer {
+		return 0, false
+	}
+	slices.SortFunc(events, func(a, b time.Time) int { return b.Compare(a) })
+	return events[lim.MaxPerReferrer-1].Add(lim.Window).Sub(now), true
+}
+
 // suppressReason is step 4 of RecordInvite for an invite of address ak
-// created at now: the reason to record it suppressed, "" for none.
+// created (or resent) at now: the reason to record it suppressed, "" for
+// none.
 func (s *Store) suppressReason(ak userKey, now time.Time, lim referral.Limits) string {
 	if ak.user == "" {
 		return ""
@@ -151,7 +173,7 @@ func (s *Store) suppressReason(ak userKey, now time.Time, lim referral.Limits) s
 	}
 	since, n := now.Add(-lim.RecipientWindow), 0
 	for _, p := range s.byAddress[ak] {
-		if p.CreatedAt.After(since) && (p.Status == referral.StatusPending || p.Status == referral.StatusSent) {
+		if (p.CreatedAt.After(since) || p.ResentAt.After(since)) && (p.Status == referral.StatusPending || p.Status == referral.StatusSent) {
 			n++
 		}
 	}
@@ -168,6 +190,8 @@ func inUTC(inv referral.Invite) referral.Invite {
 	inv.LeaseUntil = inv.LeaseUntil.UTC()
 	inv.CreatedAt = inv.CreatedAt.UTC()
 	inv.UpdatedAt = inv.UpdatedAt.UTC()
+	inv.SentAt = inv.SentAt.UTC()
+	inv.ResentAt = inv.ResentAt.UTC()
 	return inv
 }
 
@@ -176,6 +200,18 @@ func inUTC(inv referral.Invite) referral.Invite {
 func createdAfter(past []*referral.Invite, t time.Time) int {
 	i, _ := slices.BinarySearchFunc(past, t, func(p *referral.Invite, t time.Time) int {
 		if p.CreatedAt.After(t) {
+			return 1
+		}
+		return -1
+	})
+	return i
+}
+
+// listedAfter returns the index of the first invite in past (sorted by
+// CreatedAt, then ID) after (t, id) in that order.
+func listedAfter(past []*referral.Invite, t time.Time, id string) int {
+	i, _ := slices.BinarySearchFunc(past, t, func(p *referral.Invite, t time.Time) int {
+		if c := cmp.Or(p.CreatedAt.Compare(t), strings.Compare(p.ID, id)); c > 0 {
 			return 1
 		}
 		return -1
@@ -199,6 +235,9 @@ func (s *Store) UpdateDelivery(ctx context.Context, id string, d referral.Delive
 	inv.LastError = d.LastError
 	if d.Status == referral.StatusPending {
 		inv.NextAttemptAt = d.NextAttemptAt.UTC()
+	}
+	if d.Status == referral.StatusSent {
+		inv.SentAt = d.At.UTC()
 	}
 	inv.LeaseUntil = time.Time{}
 	inv.UpdatedAt = d.At.UTC()

@@ -102,7 +102,7 @@ func (s *Store) EraseAddresses(ctx context.Context, createdBefore time.Time, max
 	defer s.mu.Unlock()
 	var due []*referral.Invite
 	for _, inv := range s.invites {
-		if inv.EmailKey != "" && inv.CreatedAt.Before(createdBefore) && inv.Status != referral.StatusPending && !s.accepted(inv) {
+		if inv.EmailKey != "" && inv.CreatedAt.Before(createdBefore) && inv.Status != referral.StatusPending && s.acceptedAt(inv).IsZero() {
 			due = append(due, inv)
 		}
 	}
@@ -114,15 +114,4 @@ func (s *Store) EraseAddresses(ctx context.Context, createdBefore time.Time, max
 		inv.Email, inv.EmailKey = "", ""
 	}
 	return len(due), nil
-}
-
-// accepted reports whether a redemption credited to inv's referrer has
-// inv's address.
-func (s *Store) accepted(inv *referral.Invite) bool {
-	for _, r := range s.credited[userKey{inv.AppID, inv.ReferrerID}] {
-		if r.EmailKey == inv.EmailKey {
-			return true
-		}
-	}
-	return false
 }

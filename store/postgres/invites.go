@@ -65,29 +65,15 @@ replay AS (
 	WHERE @replay_on::boolean AND ` + replayWhere + `
 	ORDER BY created_at DESC LIMIT 1
 ),
-window_full AS (
-	-- The MaxPerReferrer-th newest invite in the window, if there is one,
-	-- is the one that has to leave it first.
-	SELECT created_at FROM referral_invites
-	WHERE @max_per_referrer::integer > 0 AND app_id = @app_id AND referrer_id = @referrer_id
-		AND created_at > @window_since
-	ORDER BY created_at DESC LIMIT 1 OFFSET greatest(@max_per_referrer::integer - 1, 0)
-),
+window_full AS (` + windowFullSQL + `),
 cooling AS (
 	SELECT created_at FROM referral_invites
 	WHERE @cooldown_on::boolean AND app_id = @app_id AND referrer_id = @referrer_id
-		AND email_key = @email_key AND status <> 'failed' AND created_at > @cooldown_since
+		AND email_key = @email_key AND status NOT IN ('failed', 'revoked') AND created_at > @cooldown_since
 	ORDER BY created_at DESC LIMIT 1
 ),
 recipient AS (
-	-- The suppression's reason, else the recipient limit's: the
-	-- MaxPerRecipient-th invite of the address that is or may yet be sent.
-	SELECT coalesce(
-		(SELECT reason FROM referral_suppressions WHERE app_id = @app_id AND address_hash = @address_hash),
-		(SELECT text '` + referral.ReasonRecipientLimit + `' FROM referral_invites
-			WHERE @max_per_recipient::integer > 0 AND app_id = @app_id AND address_hash = @address_hash
-				AND status IN ('pending', 'sent') AND created_at > @recipient_since
-			LIMIT 1 OFFSET greatest(@max_per_recipient::integer - 1, 0))) AS reason
+	SELECT ` + recipientReasonSQL + ` AS reason
 	WHERE @address_hash::text <> ''
 ),
 inserted AS (
@@ -96,7 +82,7 @@ inserted AS (
 		@code::text, @idempotency_key::text, CASE WHEN v.reason IS NULL THEN @status::text ELSE 'suppressed' END,
 		@attempts::integer, coalesce(v.reason, @last_error::text), @next_attempt_at::timestamptz,
 		CASE WHEN v.reason IS NULL THEN @lease_until::timestamptz END, @created_at::timestamptz, @updated_at::timestamptz,
-		@referrer_name::text, @address_hash::text
+		@referrer_name::text, @address_hash::text, @sent_at::timestamptz, @resends::integer, @resent_at::timestamptz
 	FROM (SELECT (SELECT reason FROM recipient) AS reason) AS v
 	WHERE NOT EXISTS (SELECT FROM replay) AND NOT EXISTS (SELECT FROM window_full) AND NOT EXISTS (SELECT FROM cooling)
 	RETURNING 1
@@ -104,12 +90,40 @@ inserted AS (
 SELECT (SELECT id FROM replay), (SELECT created_at FROM window_full), (SELECT created_at FROM cooling),
 	(SELECT reason FROM recipient), EXISTS (SELECT FROM inserted)`
 
+// windowFullSQL is the per-referrer limit (step 2 of RecordInvite, and
+// Resend's): of the referrer's invites created, and those resent, after
+// @window_since, the MaxPerReferrer-th newest of those times, if there is
+// one, is the one that has to leave the window first. No row: the limit is
+// not reached (or off). "resends > 0" matches referral_invites_resent.
+const windowFullSQL = `SELECT t AS created_at FROM (
+		SELECT created_at AS t FROM referral_invites
+		WHERE @max_per_referrer::integer > 0 AND app_id = @app_id AND referrer_id = @referrer_id
+			AND created_at > @window_since
+		UNION ALL
+		SELECT resent_at FROM referral_invites
+		WHERE @max_per_referrer::integer > 0 AND app_id = @app_id AND referrer_id = @referrer_id
+			AND resends > 0 AND resent_at > @window_since
+	) AS e
+	ORDER BY t DESC LIMIT 1 OFFSET greatest(@max_per_referrer::integer - 1, 0)`
+
+// recipientReasonSQL is step 4 of RecordInvite, and Resend's: the
+// suppression's reason, else the recipient limit's (the MaxPerRecipient-th
+// invite of the address that is or may yet be sent, created or resent
+// after @recipient_since), else NULL.
+const recipientReasonSQL = `coalesce(
+		(SELECT reason FROM referral_suppressions WHERE app_id = @app_id AND address_hash = @address_hash),
+		(SELECT text '` + referral.ReasonRecipientLimit + `' FROM referral_invites
+			WHERE @max_per_recipient::integer > 0 AND app_id = @app_id AND address_hash = @address_hash
+				AND status IN ('pending', 'sent') AND greatest(created_at, resent_at) > @recipient_since
+			LIMIT 1 OFFSET greatest(@max_per_recipient::integer - 1, 0)))`
+
 // RecordInvite stores inv after the idempotency, limit, cooldown and
 // recipient checks of [referral.CodeStore], atomically with them, and
 // returns the invite stored (suppressed, maybe) or replayed.
 func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim referral.Limits) (referral.Invite, bool, error) {
 	inv.NextAttemptAt, inv.LeaseUntil = stored(inv.NextAttemptAt), stored(inv.LeaseUntil)
 	inv.CreatedAt, inv.UpdatedAt = stored(inv.CreatedAt), stored(inv.UpdatedAt)
+	inv.SentAt, inv.ResentAt = stored(inv.SentAt), stored(inv.ResentAt)
 	now := inv.CreatedAt
 
 	// The locks, the checks and the insert go in one transaction, sent in
@@ -149,6 +163,9 @@ func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim refer
 		"updated_at":        inv.UpdatedAt,
 		"referrer_name":     inv.ReferrerName,
 		"address_hash":      inv.AddressHash,
+		"sent_at":           nullTime(inv.SentAt),
+		"resends":           inv.Resends,
+		"resent_at":         nullTime(inv.ResentAt),
 		"max_per_recipient": max(lim.MaxPerRecipient, 0),
 		"recipient_since":   now.Add(-lim.RecipientWindow),
 	}
@@ -224,10 +241,11 @@ func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim refer
 // UpdateDelivery records the outcome of a delivery attempt; see
 // [referral.CodeStore].
 func (s *Store) UpdateDelivery(ctx context.Context, id string, d referral.Delivery) error {
-	// next_attempt_at changes only for a retry.
+	// next_attempt_at changes only for a retry, sent_at for a send.
 	_, err := s.pool.Exec(ctx, `UPDATE referral_invites
 		SET status = @status, last_error = @last_error,
 			next_attempt_at = CASE WHEN @status = 'pending' THEN @next_attempt_at ELSE next_attempt_at END,
+			sent_at = CASE WHEN @status = 'sent' THEN @at ELSE sent_at END,
 			lease_until = NULL, updated_at = @at
 		WHERE id = @id AND status = 'pending' AND attempts = @attempt`,
 		pgx.NamedArgs{

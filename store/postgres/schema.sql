@@ -36,7 +36,7 @@ CREATE TABLE referral_invites (
     language        text        NOT NULL,
     code            text COLLATE "C" NOT NULL,
     idempotency_key text COLLATE "C" NOT NULL, -- '' when the request had none
-    status          text        NOT NULL CHECK (status IN ('pending', 'sent', 'failed', 'suppressed')),
+    status          text        NOT NULL CHECK (status IN ('pending', 'sent', 'failed', 'suppressed', 'revoked')),
     attempts        integer     NOT NULL,
     last_error      text        NOT NULL,
     next_attempt_at timestamptz NOT NULL,
@@ -44,11 +44,18 @@ CREATE TABLE referral_invites (
     created_at      timestamptz NOT NULL,
     updated_at      timestamptz NOT NULL,
     referrer_name   text        NOT NULL DEFAULT '', -- the referrer's display name, '' when unknown
-    address_hash    text COLLATE "C" NOT NULL DEFAULT '' -- keyed hash of email_key (hex), kept after erasure
+    address_hash    text COLLATE "C" NOT NULL DEFAULT '', -- keyed hash of email_key (hex), kept after erasure
+    sent_at         timestamptz,          -- the last delivery, NULL if none
+    resends         integer     NOT NULL DEFAULT 0, -- resends the referrer asked for
+    resent_at       timestamptz           -- the last of them, NULL if none
 );
 
--- The per-referrer limit: the referrer's invites newest first.
-CREATE INDEX referral_invites_by_referrer ON referral_invites (app_id, referrer_id, created_at);
+-- The per-referrer limit, and the referrer's listing: newest first, ties
+-- by id.
+CREATE INDEX referral_invites_by_referrer ON referral_invites (app_id, referrer_id, created_at, id);
+
+-- The per-referrer limit's resends; most invites are never resent.
+CREATE INDEX referral_invites_resent ON referral_invites (app_id, referrer_id, resent_at) WHERE resends > 0;
 
 -- The same-address cooldown.
 CREATE INDEX referral_invites_by_address ON referral_invites (app_id, referrer_id, email_key, created_at);
@@ -127,4 +134,5 @@ INSERT INTO referral_schema_migrations (version, name) VALUES
     (2, '0002_keys.sql'),
     (3, '0003_redemptions.sql'),
     (4, '0004_referrer_name.sql'),
-    (5, '0005_recipients.sql');
+    (5, '0005_recipients.sql'),
+    (6, '0006_referrers.sql');

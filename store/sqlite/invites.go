@@ -22,6 +22,7 @@ func scanInvite(row storeimpl.Row) (referral.Invite, error) {
 func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim referral.Limits) (referral.Invite, bool, error) {
 	inv.NextAttemptAt, inv.LeaseUntil = stored(inv.NextAttemptAt), stored(inv.LeaseUntil)
 	inv.CreatedAt, inv.UpdatedAt = stored(inv.CreatedAt), stored(inv.UpdatedAt)
+	inv.SentAt, inv.ResentAt = stored(inv.SentAt), stored(inv.ResentAt)
 	var (
 		got      referral.Invite
 		replayed bool
@@ -73,25 +74,16 @@ func recordInvite(ctx context.Context, c *wconn, inv referral.Invite, lim referr
 			return referral.Invite{}, false, err
 		}
 	}
-	if lim.MaxPerReferrer > 0 {
-		// The MaxPerReferrer-th newest invite in the window, if there is
-		// one, is the one that has to leave it first.
-		var oldest int64
-		err := c.QueryRowContext(ctx, `SELECT created_at FROM referral_invites
-			WHERE app_id = ? AND referrer_id = ? AND created_at > ?
-			ORDER BY created_at DESC LIMIT 1 OFFSET ?`,
-			inv.AppID, inv.ReferrerID, millis(now.Add(-lim.Window)), lim.MaxPerReferrer-1).Scan(&oldest)
-		if err == nil {
-			return referral.Invite{}, false, &referral.LimitError{RetryAfter: fromMillis(oldest).Add(lim.Window).Sub(now)}
+	if wait, full, err := referrerFull(ctx, c, inv.AppID, inv.ReferrerID, now, lim); err != nil || full {
+		if full {
+			err = &referral.LimitError{RetryAfter: wait}
 		}
-		if !isNoRows(err) {
-			return referral.Invite{}, false, err
-		}
+		return referral.Invite{}, false, err
 	}
 	if lim.Cooldown > 0 {
 		var last int64
 		err := c.QueryRowContext(ctx, `SELECT created_at FROM referral_invites
-			WHERE app_id = ? AND referrer_id = ? AND email_key = ? AND created_at > ? AND status <> 'failed'
+			WHERE app_id = ? AND referrer_id = ? AND email_key = ? AND created_at > ? AND status NOT IN ('failed', 'revoked')
 			ORDER BY created_at DESC LIMIT 1`,
 			inv.AppID, inv.ReferrerID, inv.EmailKey, millis(now.Add(-lim.Cooldown))).Scan(&last)
 		if err == nil {
@@ -101,34 +93,77 @@ func recordInvite(ctx context.Context, c *wconn, inv referral.Invite, lim referr
 			return referral.Invite{}, false, err
 		}
 	}
-	if inv.AddressHash != "" {
-		var reason string
-		err := c.QueryRowContext(ctx, recipientSQL, inv.AppID, inv.AddressHash, lim.MaxPerRecipient,
-			millis(now.Add(-lim.RecipientWindow)), max(lim.MaxPerRecipient-1, 0)).Scan(&reason)
-		if err != nil {
-			return referral.Invite{}, false, err
-		}
-		if reason != "" {
-			inv = storeimpl.Suppressed(inv, reason)
-		}
+	reason, err := recipientReason(ctx, c, inv.AppID, inv.AddressHash, now, lim)
+	if err != nil {
+		return referral.Invite{}, false, err
 	}
-	_, err := c.ExecContext(ctx, `INSERT INTO referral_invites (`+storeimpl.InviteColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	if reason != "" {
+		inv = storeimpl.Suppressed(inv, reason)
+	}
+	_, err = c.ExecContext(ctx, `INSERT INTO referral_invites (`+storeimpl.InviteColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		inv.ID, inv.AppID, inv.ReferrerID, inv.Email, inv.EmailKey, inv.Language, inv.Code, inv.IdempotencyKey,
 		string(inv.Status), inv.Attempts, inv.LastError,
 		millis(inv.NextAttemptAt), millis(inv.LeaseUntil), millis(inv.CreatedAt), millis(inv.UpdatedAt), inv.ReferrerName,
-		inv.AddressHash)
+		inv.AddressHash, millis(inv.SentAt), inv.Resends, millis(inv.ResentAt))
 	return inv, false, err
+}
+
+// referrerSQL is the per-referrer limit (step 2 of RecordInvite, and
+// Resend's): the referrer's invites created, and those resent, after ?3,
+// newest first from offset ?4. A row is the MaxPerReferrer-th newest of
+// those times, the one that has to leave the window first; none means the
+// limit is not reached. "resends > 0" lets SQLite use
+// referral_invites_resent.
+const referrerSQL = `SELECT t FROM (
+	SELECT created_at AS t FROM referral_invites WHERE app_id = ?1 AND referrer_id = ?2 AND created_at > ?3
+	UNION ALL
+	SELECT resent_at FROM referral_invites WHERE app_id = ?1 AND referrer_id = ?2 AND resends > 0 AND resent_at > ?3)
+ORDER BY t DESC LIMIT 1 OFFSET ?4`
+
+// referrerFull reports whether the referrer (app, referrer) has reached
+// lim's limit at now, and if so how long until it has not. Every window
+// is exclusive at its start: an invite created (or resent) exactly Window
+// ago no longer counts, so retrying RetryAfter later succeeds.
+func referrerFull(ctx context.Context, c *wconn, app, referrer string, now time.Time, lim referral.Limits) (time.Duration, bool, error) {
+	if lim.MaxPerReferrer <= 0 {
+		return 0, false, nil
+	}
+	var oldest int64
+	err := c.QueryRowContext(ctx, referrerSQL, app, referrer, millis(now.Add(-lim.Window)), lim.MaxPerReferrer-1).Scan(&oldest)
+	switch {
+	case isNoRows(err):
+		return 0, false, nil
+	case err != nil:
+		return 0, false, err
+	}
+	return fromMillis(oldest).Add(lim.Window).Sub(now), true, nil
+}
+
+// recipientReason is step 4 of RecordInvite, and Resend's, for an invite
+// of address hash in app sent at now: the reason to suppress it, "" for
+// none. An invite without an AddressHash is never suppressed.
+func recipientReason(ctx context.Context, c *wconn, app, hash string, now time.Time, lim referral.Limits) (string, error) {
+	if hash == "" {
+		return "", nil
+	}
+	var reason string
+	err := c.QueryRowContext(ctx, recipientSQL, app, hash, lim.MaxPerRecipient,
+		millis(now.Add(-lim.RecipientWindow)), max(lim.MaxPerRecipient-1, 0)).Scan(&reason)
+	return reason, err
 }
 
 // recipientSQL is step 4 of RecordInvite: the reason to record the invite
 // of address ?2 in app ?1 suppressed, ” for none. The suppression's reason
 // comes first; then the recipient limit (?3 invites, off when not above 0),
 // which counts only invites that are or may yet be sent, created after ?4;
-// ?5 is ?3-1, the offset of the oldest invite that fills it.
+// created or resent after ?4; ?5 is ?3-1, the offset of the oldest invite
+// that fills it.
 const recipientSQL = `SELECT coalesce(
 	(SELECT reason FROM referral_suppressions WHERE app_id = ?1 AND address_hash = ?2),
 	(SELECT '` + referral.ReasonRecipientLimit + `' FROM referral_invites
-		WHERE ?3 > 0 AND app_id = ?1 AND address_hash = ?2 AND created_at > ?4 AND status IN ('pending', 'sent')
+		WHERE ?3 > 0 AND app_id = ?1 AND address_hash = ?2 AND max(created_at, resent_at) > ?4
+			AND status IN ('pending', 'sent')
 		LIMIT 1 OFFSET ?5),
 	'')`
 
@@ -136,10 +171,11 @@ const recipientSQL = `SELECT coalesce(
 // [referral.CodeStore].
 func (s *Store) UpdateDelivery(ctx context.Context, id string, d referral.Delivery) error {
 	err := s.write(ctx, func(c *wconn) error {
-		// next_attempt_at changes only for a retry.
+		// next_attempt_at changes only for a retry, sent_at for a send.
 		_, err := c.ExecContext(ctx, `UPDATE referral_invites
 			SET status = ?1, last_error = ?2,
 				next_attempt_at = CASE WHEN ?1 = 'pending' THEN ?3 ELSE next_attempt_at END,
+				sent_at = CASE WHEN ?1 = 'sent' THEN ?5 ELSE sent_at END,
 				lease_until = ?4, updated_at = ?5
 			WHERE id = ?6 AND status = 'pending' AND attempts = ?7`,
 			string(d.Status), d.LastError, millis(d.NextAttemptAt), millis(time.Time{}), millis(d.At), id, d.Attempt)

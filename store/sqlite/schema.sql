@@ -33,7 +33,7 @@ CREATE TABLE referral_invites (
     language        TEXT    NOT NULL,
     code            TEXT    NOT NULL,
     idempotency_key TEXT    NOT NULL, -- '' when the request had none
-    status          TEXT    NOT NULL CHECK (status IN ('pending', 'sent', 'failed', 'suppressed')),
+    status          TEXT    NOT NULL CHECK (status IN ('pending', 'sent', 'failed', 'suppressed', 'revoked')),
     attempts        INTEGER NOT NULL,
     last_error      TEXT    NOT NULL,
     next_attempt_at INTEGER NOT NULL,
@@ -41,11 +41,18 @@ CREATE TABLE referral_invites (
     created_at      INTEGER NOT NULL,
     updated_at      INTEGER NOT NULL,
     referrer_name   TEXT    NOT NULL DEFAULT '', -- the referrer's display name, '' when unknown
-    address_hash    TEXT    NOT NULL DEFAULT ''  -- keyed hash of email_key (hex), kept after erasure
+    address_hash    TEXT    NOT NULL DEFAULT '', -- keyed hash of email_key (hex), kept after erasure
+    sent_at         INTEGER NOT NULL DEFAULT -62135596800000, -- the last delivery, zero if none
+    resends         INTEGER NOT NULL DEFAULT 0,               -- resends the referrer asked for
+    resent_at       INTEGER NOT NULL DEFAULT -62135596800000  -- the last of them, zero if none
 ) STRICT;
 
--- The per-referrer limit: the referrer's invites newest first.
-CREATE INDEX referral_invites_by_referrer ON referral_invites (app_id, referrer_id, created_at);
+-- The per-referrer limit, and the referrer's listing: newest first, ties
+-- by id.
+CREATE INDEX referral_invites_by_referrer ON referral_invites (app_id, referrer_id, created_at, id);
+
+-- The per-referrer limit's resends; most invites are never resent.
+CREATE INDEX referral_invites_resent ON referral_invites (app_id, referrer_id, resent_at) WHERE resends > 0;
 
 -- The same-address cooldown.
 CREATE INDEX referral_invites_by_address ON referral_invites (app_id, referrer_id, email_key, created_at);
@@ -124,4 +131,5 @@ INSERT INTO referral_schema_migrations (version, name, applied_at) VALUES
     (2, '0002_keys.sql', CAST(unixepoch('subsec') * 1000 AS INTEGER)),
     (3, '0003_redemptions.sql', CAST(unixepoch('subsec') * 1000 AS INTEGER)),
     (4, '0004_referrer_name.sql', CAST(unixepoch('subsec') * 1000 AS INTEGER)),
-    (5, '0005_recipients.sql', CAST(unixepoch('subsec') * 1000 AS INTEGER));
+    (5, '0005_recipients.sql', CAST(unixepoch('subsec') * 1000 AS INTEGER)),
+    (6, '0006_referrers.sql', CAST(unixepoch('subsec') * 1000 AS INTEGER));

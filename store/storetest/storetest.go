@@ -87,7 +87,7 @@ func newInvite(app, referrer, email string, at time.Time) referral.Invite {
 
 // inUTC returns inv with every time in UTC, as a store returns it.
 func inUTC(inv referral.Invite) referral.Invite {
-	for _, p := range []*time.Time{&inv.NextAttemptAt, &inv.LeaseUntil, &inv.CreatedAt, &inv.UpdatedAt} {
+	for _, p := range []*time.Time{&inv.NextAttemptAt, &inv.LeaseUntil, &inv.CreatedAt, &inv.UpdatedAt, &inv.SentAt, &inv.ResentAt} {
 		*p = p.UTC()
 	}
 	return inv
@@ -101,6 +101,7 @@ func assertInvite(t *testing.T, want, got referral.Invite) {
 	for name, tm := range map[string]time.Time{
 		"NextAttemptAt": got.NextAttemptAt, "LeaseUntil": got.LeaseUntil,
 		"CreatedAt": got.CreatedAt, "UpdatedAt": got.UpdatedAt,
+		"SentAt": got.SentAt, "ResentAt": got.ResentAt,
 	} {
 		assert.Equal(t, time.UTC, tm.Location(), "%s is not in UTC", name)
 	}
@@ -312,6 +313,9 @@ func testRecordStoresAsGiven(t *testing.T, s referral.CodeStore) {
 	inv.UpdatedAt = t0.Add(time.Millisecond)
 	inv.ReferrerName = `Zoë "Z" O'Brien-Müller`
 	inv.AddressHash = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"
+	inv.SentAt = t0.Add(-2 * time.Millisecond)
+	inv.Resends = 2
+	inv.ResentAt = t0.Add(-3 * time.Millisecond)
 	lim := referral.Limits{MaxPerReferrer: 50, Window: 24 * time.Hour, Cooldown: 15 * time.Minute, IdempotencyTTL: 24 * time.Hour}
 	record(t, s, inv, lim)
 	assertInvite(t, inv, get(t, s, inv))
@@ -555,6 +559,7 @@ func testRecordInlineRetryLease(t *testing.T, s referral.CodeStore) {
 	require.NoError(t, s.UpdateDelivery(ctx, got.ID, referral.Delivery{Attempt: 2, Status: referral.StatusSent, At: retry.CreatedAt.Add(time.Second)}))
 	want := got
 	want.Status, want.LeaseUntil, want.UpdatedAt = referral.StatusSent, time.Time{}, retry.CreatedAt.Add(time.Second)
+	want.SentAt = want.UpdatedAt
 	assertInvite(t, want, get(t, s, earlier))
 	assert.Empty(t, pendingIDs(t, s), "a reclaim adds no invite")
 }
@@ -725,6 +730,9 @@ func testUpdateFinal(t *testing.T, s referral.CodeStore) {
 		want.Status, want.LastError = c.status, c.lastErr
 		want.LeaseUntil = time.Time{} // released
 		want.UpdatedAt = d.At
+		if c.status == referral.StatusSent {
+			want.SentAt = d.At
+		}
 		assertInvite(t, want, get(t, s, inv))
 
 		// Final: later updates, even of the same attempt, change nothing.
@@ -941,6 +949,8 @@ func testTimestamps(t *testing.T, s referral.CodeStore) {
 		inv.LeaseUntil = at.Add(time.Millisecond)
 		inv.NextAttemptAt = at.Add(-time.Millisecond)
 		inv.UpdatedAt = at.Add(2 * time.Millisecond)
+		inv.SentAt = at.Add(-2 * time.Millisecond)
+		inv.ResentAt = at.Add(-3 * time.Millisecond)
 		record(t, s, inv, referral.Limits{})
 		assertInvite(t, inv, get(t, s, inv))
 

@@ -21,7 +21,8 @@ func ByDue(a, b referral.Invite) int {
 // InviteColumns are the columns of the invites table that ScanInvite reads,
 // in its order. Both SQL stores name them alike.
 const InviteColumns = `id, app_id, referrer_id, email, email_key, language, code, idempotency_key,
-	status, attempts, last_error, next_attempt_at, lease_until, created_at, updated_at, referrer_name, address_hash`
+	status, attempts, last_error, next_attempt_at, lease_until, created_at, updated_at, referrer_name, address_hash,
+	sent_at, resends, resent_at`
 
 // Row is what database/sql and pgx rows have in common.
 type Row interface{ Scan(dest ...any) error }
@@ -34,15 +35,18 @@ func ScanInvite[T any](row Row, toTime func(T) time.Time) (referral.Invite, erro
 		inv                           referral.Invite
 		status                        string
 		next, lease, created, updated T
+		sent, resent                  T
 	)
 	err := row.Scan(&inv.ID, &inv.AppID, &inv.ReferrerID, &inv.Email, &inv.EmailKey, &inv.Language, &inv.Code,
-		&inv.IdempotencyKey, &status, &inv.Attempts, &inv.LastError, &next, &lease, &created, &updated, &inv.ReferrerName, &inv.AddressHash)
+		&inv.IdempotencyKey, &status, &inv.Attempts, &inv.LastError, &next, &lease, &created, &updated, &inv.ReferrerName, &inv.AddressHash,
+		&sent, &inv.Resends, &resent)
 	if err != nil {
 		return referral.Invite{}, err
 	}
 	inv.Status = referral.Status(status)
 	inv.NextAttemptAt, inv.LeaseUntil = toTime(next), toTime(lease)
 	inv.CreatedAt, inv.UpdatedAt = toTime(created), toTime(updated)
+	inv.SentAt, inv.ResentAt = toTime(sent), toTime(resent)
 	return inv, nil
 }
 
@@ -81,5 +85,79 @@ func Suppressed(inv referral.Invite, reason string) referral.Invite {
 	inv.Status = referral.StatusSuppressed
 	inv.LastError = reason
 	inv.LeaseUntil = time.Time{}
+	return inv
+}
+
+// ScanListed reads one row of InviteColumns followed by the time its
+// address was accepted (see AcceptedSQL).
+func ScanListed[T any](row Row, toTime func(T) time.Time) (referral.ListedInvite, error) {
+	var accepted T
+	inv, err := ScanInvite(extraScan{row, []any{&accepted}}, toTime)
+	if err != nil {
+		return referral.ListedInvite{}, err
+	}
+	return referral.ListedInvite{Invite: inv, AcceptedAt: toTime(accepted)}, nil
+}
+
+// extraScan scans a row whose last columns go to extra.
+type extraScan struct {
+	row   Row
+	extra []any
+}
+
+func (e extraScan) Scan(dest ...any) error { return e.row.Scan(append(dest, e.extra...)...) }
+
+// AcceptedSQL is the expression of the listing's AcceptedAt for the invite
+// row named inv: the created_at of the earliest redemption credited to its
+// referrer in its app with its address, NULL if none or if the address was
+// erased. Both SQL stores use it.
+const AcceptedSQL = `(SELECT min(r.created_at) FROM referral_redemptions AS r
+	WHERE r.app_id = inv.app_id AND r.referrer_id = inv.referrer_id AND r.email_key = inv.email_key AND inv.email_key <> '')`
+
+// LastSend is when inv was last sent or asked to be (created, sent or
+// resent, whichever is latest): what Resend's ResendAfter counts from, as
+// the handler counts expiry from it.
+func LastSend(inv referral.Invite) time.Time {
+	t := inv.CreatedAt
+	if inv.SentAt.After(t) {
+		t = inv.SentAt
+	}
+	if inv.ResentAt.After(t) {
+		t = inv.ResentAt
+	}
+	return t
+}
+
+// Resendable checks the state checks of ReferrerStore.Resend on inv, the
+// invite as stored, for r: ErrNotResendable, or a *LimitError for
+// MaxResends (RetryAfter zero) and ResendAfter (RetryAfter until allowed).
+func Resendable(inv referral.Invite, r referral.Resend) error {
+	if inv.Status != referral.StatusSent && inv.Status != referral.StatusFailed {
+		return referral.ErrNotResendable
+	}
+	if inv.Resends >= r.MaxResends {
+		return &referral.LimitError{}
+	}
+	if wait := LastSend(inv).Add(r.ResendAfter).Sub(r.At); wait > 0 {
+		return &referral.LimitError{RetryAfter: wait}
+	}
+	return nil
+}
+
+// Resent returns inv as Resend leaves it: pending and due at r.At, or
+// suppressed for reason when it is not "", with one more resend at r.At
+// and r's lease (one more attempt when it claims).
+func Resent(inv referral.Invite, r referral.Resend, reason string) referral.Invite {
+	inv.Status = referral.StatusPending
+	inv.NextAttemptAt = r.At.UTC()
+	inv.LeaseUntil = r.LeaseUntil.UTC()
+	if !r.LeaseUntil.IsZero() {
+		inv.Attempts++
+	}
+	inv.Resends++
+	inv.ResentAt, inv.UpdatedAt = r.At.UTC(), r.At.UTC()
+	if reason != "" {
+		inv = Suppressed(inv, reason)
+	}
 	return inv
 }
