@@ -158,8 +158,8 @@ func waitForRawMail(t *testing.T, dir string, n int) [][]byte {
 // TestNewcomerTour is the README's five-minute tour, as CI runs it: build
 // the server, start it in an empty folder as the README does, create a
 // key, run the README's blocks (curl, fetch, an access token, codes show,
-// redemption, then a restart with a host's own ids and templates) and find
-// the messages.
+// redemption, unsubscribing, the cooldown, then a restart with a host's
+// own ids and templates, and one with DKIM) and find the messages.
 func TestNewcomerTour(t *testing.T) {
 	t.Parallel()
 	bin := buildServer(t)
@@ -226,6 +226,21 @@ func TestNewcomerTour(t *testing.T) {
 	out = tour.run(t, readmeBlock(t, "redeem"), "CODE="+code)
 	assert.Contains(t, out, `"data":{"valid":true}`)
 	assert.Contains(t, out, `"message":"Referral recorded."`)
+
+	// friend@ unsubscribes through the link in the email's header: the
+	// page, the one-click POST, suppress check.
+	out = tour.run(t, readmeBlock(t, "unsubscribe"))
+	assert.Contains(t, out, "<p>Keine Einladungen von Acme mehr an diese Adresse?</p>")
+	assert.Contains(t, out, "<p>Erledigt: Acme sendet keine Einladungen mehr an diese Adresse.</p>")
+	assert.Regexp(t, `suppressed: unsubscribed since \d{4}-\d\d-\d\dT`, out)
+	// Another referrer's invite to friend@: 201 as ever, and no email (the
+	// count after the restart below finds none).
+	require.Equal(t, http.StatusCreated, postInviteAs(t, s.url, creds, userID(7), "friend@example.com"))
+	// friend3 again from the same referrer: the cooldown.
+	out = tour.run(t, readmeBlock(t, "cooldown"))
+	assert.Contains(t, out, "HTTP/1.1 429 Too Many Requests")
+	assert.Regexp(t, `Retry-After: \d+`, out)
+	assert.Contains(t, out, `"error":"this address was invited recently; try again later"`)
 	assert.Contains(t, s.stop(t), "stopped")
 
 	// A host's own ids and templates, after a restart.
@@ -240,8 +255,19 @@ func TestNewcomerTour(t *testing.T) {
 	out = tour.run(t, readmeBlock(t, "opaque"))
 	assert.Contains(t, out, `"success":true`)
 	assert.Regexp(t, `code: [0-9A-Z]{10}\nlink: http://localhost:8080/signup\?ref=`, out)
-	assert.Len(t, waitForMail(t, s.dir, sent+1), sent+1)
+	assert.Len(t, waitForMail(t, s.dir, sent+1), sent+1, "one more: friend4's, none to friend@ after unsubscribing")
 	assert.Contains(t, s.stop(t), "stopped")
+
+	t.Run("dkim", func(t *testing.T) {
+		if _, err := exec.LookPath("openssl"); err != nil {
+			t.Skip("openssl is not installed: the README's DKIM block is not run")
+		}
+		setup, start := splitStart(t, readmeBlock(t, "dkim"))
+		tour.run(t, setup)
+		s := startServerIn(t, bin, s.dir, serverArgs(t, start)...)
+		assert.Contains(t, s.startup, `msg="DKIM: signing every message; publish this DNS TXT record" name=ref2026._domainkey.acme.example value="v=DKIM1; k=rsa; p=MIIBIjANBg`)
+		assert.Contains(t, s.stop(t), "stopped")
+	})
 }
 
 // tourShell runs README blocks with bash in the tour's folder, with the
