@@ -36,9 +36,9 @@
 // tokens alike (403) until apps enable; keys revoke leaves its tokens
 // working. codes show prints a user's referral code and share link, making
 // the code if there is none. suppress keeps an app's suppression list (an
-// address that unsubscribed is on it too): add, and later invites to the
-// address are answered as usual but never sent; check exits 0 when the
-// address is suppressed, 1 when not, printing the reason, and 2 when it
-// cannot tell. token and codes show take -user-ids: with
-// opaque, user ids are a host's own (such as 42), not UUIDs.
+// address that unsubscribed is on it too): after add, invites to the
+// address are answered as usual but never sent; check prints the reason
+// and exits 0 when the address is suppressed, 1 when not, 2 when it cannot
+// tell. token and codes show take -user-ids: with opaque, user ids are a
+// host's own (such as 42), not UUIDs.
 package main

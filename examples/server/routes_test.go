@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -28,6 +29,8 @@ func TestUnknownV1PathsAnswerInTheEnvelope(t *testing.T) {
 		"/v1/users/" + user + "/../x",
 		"/v1/users/" + user + "/referral-invites/",
 		"/v1/referral-codes/4K1SK4W21V/redemptions/../..",
+		"/v1/unsubscribe/",
+		"/v1/unsubscribe/x/y",
 	} {
 		for _, method := range []string{http.MethodGet, http.MethodPost} {
 			t.Run(method+" "+target, func(t *testing.T) {
@@ -48,6 +51,10 @@ func TestUnknownV1PathsAnswerInTheEnvelope(t *testing.T) {
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/users/"+user+"/referral-invites", nil))
 	assert.Equal(t, http.StatusMethodNotAllowed, rec.Code, "the invite route answers itself")
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/unsubscribe/"+strings.Repeat("A", 43), nil))
+	assert.Equal(t, http.StatusNotFound, rec.Code)
+	assert.Equal(t, "text/html; charset=utf-8", rec.Header().Get("Content-Type"), "the unsubscribe route answers itself, with its page")
 	rec = httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/nope", nil))
 	assert.Equal(t, http.StatusNotFound, rec.Code)
