@@ -42,7 +42,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
   server apps disable|enable -app UUID                refuse (403) or accept an app's keys and tokens again
   server token -app UUID -user ID [-name N] [-ttl 1h] a development access token
   server codes show -user ID [-app UUID]              a user's referral code and share link
-  server suppress add|remove|check [-app UUID] EMAIL  never invite an address again, or again; check exits 0 if suppressed, 1 if not
+  server suppress add|remove|check [-app UUID] EMAIL  stop, resume or check invites to an address (check: exit 0 suppressed, 1 not)
 All of them take -db; token and codes take -user-ids. Flags of the server:
 `)
 		fs.PrintDefaults()
@@ -191,8 +191,8 @@ func routes(h *referral.Handler, apiKeys referral.Authenticator, store backend, 
 	mux.Handle(referral.Pattern, h)
 	mux.Handle(referral.CodePattern, h.CodeLookup())
 	mux.Handle(referral.RedemptionPattern, h.Redemptions(apiKeys))
-	// No credentials and no CORS: mail clients and the recipient's browser
-	// call it, the token in the path being the credential.
+	// No credentials: mail clients and the recipient's browser call it,
+	// and the token in the path is the credential.
 	mux.Handle(referral.UnsubscribePattern, h.Unsubscribe())
 	mux.Handle("GET "+signupPath, signupPage(log))
 	health := &writeCheck{check: store.CheckWrite}
@@ -323,7 +323,8 @@ func openDKIM(c *config) (*mail.DKIM, error) {
 	}
 	d, err := mail.NewDKIM(c.dkimDomain, c.dkimSelector, pem)
 	if err != nil {
-		return nil, fmt.Errorf("-dkim-key %s: %w", c.dkimKey, err)
+		// The error names what is wrong: the domain, the selector or the key.
+		return nil, fmt.Errorf("-dkim-domain, -dkim-selector, -dkim-key %s: %w", c.dkimKey, err)
 	}
 	return d, nil
 }
