@@ -19,3 +19,7 @@ func TestRedemptionConformance(t *testing.T) {
 func TestRecipientConformance(t *testing.T) {
 	storetest.RunRecipients(t, func(t *testing.T) storetest.Recipients { return memory.New() })
 }
+
+func TestReferrerConformance(t *testing.T) {
+	storetest.RunReferrers(t, func(t *testing.T) storetest.Referrers { return memory.New() })
+}
