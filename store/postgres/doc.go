@@ -1,5 +1,5 @@
 // Package postgres is the referral.CodeStore, referral.RedemptionStore,
-// referral.RecipientStore, auth.KeyStore and auth.KeyManager for host apps that run several instances
+// referral.RecipientStore, referral.ReferrerStore, auth.KeyStore and auth.KeyManager for host apps that run several instances
 // on one PostgreSQL database, through github.com/jackc/pgx/v5. One
 // redemption per new user holds across processes (the redemptions table's
 // primary key).
@@ -17,7 +17,9 @@
 // AddressHash also takes a lock on (app, AddressHash) for the recipient
 // limit and the suppression list, which Suppress takes too: an invite
 // recorded while its address is being suppressed is either recorded
-// suppressed or marked so, never left to send. Secret inserts with ON
+// suppressed or marked so, never left to send. Resend takes the same two
+// locks, the referrer's and then the address's, and then the invite's
+// row, so that resends and new invites count each other exactly. Secret inserts with ON
 // CONFLICT DO NOTHING and reads what stands. ClaimDue claims with FOR UPDATE SKIP
 // LOCKED and a lease, so that workers in several processes never get one
 // invite at the same time. EnsureCode relies on the unique keys of the codes
@@ -31,7 +33,12 @@
 // emails again, by keyed hash: the address itself is not kept),
 // referral_secrets (the secret that keys those hashes and signs
 // unsubscribe links) and referral_schema_migrations, which records the
-// applied migrations. So the store can share a host's database and schema
+// applied migrations. Besides the address and delivery state,
+// referral_invites keeps for the referrer's side when an invite was last
+// sent (sent_at), how often the referrer had it resent and when last
+// (resends, resent_at; migration 0006); referral_invites_by_referrer
+// gives the listing its order and referral_invites_resent lets the
+// referrer limit count resends. So the store can share a host's database and schema
 // beside the host's tables, say invites, users or golang-migrate's
 // schema_migrations, which it never reads, alters or drops.
 //

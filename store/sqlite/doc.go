@@ -1,5 +1,6 @@
 // Package sqlite is the default store: referral.CodeStore,
-// referral.RedemptionStore, referral.RecipientStore, auth.KeyStore and
+// referral.RedemptionStore, referral.RecipientStore,
+// referral.ReferrerStore, auth.KeyStore and
 // auth.KeyManager in one SQLite file, through the pure-Go driver modernc.org/sqlite (driver name
 // "sqlite"), so that the library needs no C toolchain.
 //
@@ -28,7 +29,9 @@
 // plain one-row inserts. RecordInvite runs its checks and its insert in one
 // such transaction, which makes the limits hold across processes: the
 // recipient limit and the suppression list too, which Suppress changes in
-// a write transaction of its own.
+// a write transaction of its own. Resend runs its checks and its update in
+// one such transaction too, so that resends and new invites count each
+// other exactly; Revoke reads and changes the invite in one as well.
 //
 // Files: a database file Open creates is readable by its owner only
 // (0600), and so are the -wal and -shm files SQLite keeps beside it. A file
@@ -44,7 +47,12 @@
 // emails again, by keyed hash: the address itself is not kept),
 // referral_secrets (the secret that keys those hashes and signs
 // unsubscribe links) and referral_schema_migrations, which records the
-// applied migrations. So the store can share a host's own database (see
+// applied migrations. Besides the address and delivery state,
+// referral_invites keeps for the referrer's side when an invite was last
+// sent (sent_at), how often the referrer had it resent and when last
+// (resends, resent_at; migration 0006); referral_invites_by_referrer
+// gives the listing its order and referral_invites_resent lets the
+// referrer limit count resends. So the store can share a host's own database (see
 // [New]) beside the host's tables, say invites, users or golang-migrate's
 // schema_migrations, which it never reads, alters or drops.
 //

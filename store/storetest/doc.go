@@ -1,10 +1,12 @@
 // Package storetest holds the conformance suites every store must pass:
 // [Run] for a referral.CodeStore, [RunRedemptions] for a
 // referral.RedemptionStore, [RunRecipients] for a referral.RecipientStore
-// with the recipient check of RecordInvite, and [RunKeyStore] for an
+// with the recipient check of RecordInvite, [RunReferrers] for a
+// referral.ReferrerStore, and [RunKeyStore] for an
 // auth.KeyStore with its auth.KeyManager. [RunRecipientsShared] runs the
 // recipient suite's concurrency cases on several stores of one database,
-// as several processes would have them. A store's own tests call them with a function
+// as several processes would have them, and [RunReferrersShared] those of
+// the referrer suite. A store's own tests call them with a function
 // that makes a fresh, empty store:
 //
 //	func TestConformance(t *testing.T) {
@@ -39,6 +41,16 @@
 //     (Attempts included); Suppress also releases the lease of the pending
 //     invites it marks. Invites without an AddressHash are never
 //     suppressed or counted for the recipient limit.
+//   - Revoked invites hold no cooldown; the referrer limit counts invites
+//     created and invites resent (ResentAt) within Window, the recipient
+//     limit invites created or resent within RecipientWindow, the one
+//     resent included when it is sent and in the window.
+//   - Resend's ResendAfter counts from the invite's last send: the latest
+//     of CreatedAt, SentAt and ResentAt. A resend the recipient check
+//     suppresses keeps Attempts as the lease made them and has no lease.
+//   - Revoke of a revoked invite succeeds even if its address was
+//     accepted since; a listed invite is accepted (AcceptedAt) only while
+//     its EmailKey is kept.
 //   - EraseAddresses erases an address once: invites erased already are
 //     not counted again, so a caller can repeat it until it returns less
 //     than max. max <= 0 erases nothing.
