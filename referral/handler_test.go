@@ -48,6 +48,8 @@ func testAuth(r *http.Request, userID string) (referral.Principal, error) {
 		return referral.Principal{AppID: appID, UserID: otherID, Method: "access-token"}, nil
 	case "token":
 		return referral.Principal{AppID: appID, UserID: userID, Method: "access-token"}, nil
+	case "read":
+		return referral.Principal{AppID: appID, Method: "api-key", ReadOnly: true}, nil
 	default:
 		return referral.Principal{}, errors.New("test: key store down, secret=hunter2")
 	}
@@ -97,6 +99,7 @@ func newFixture(t *testing.T, configure ...func(*referral.Config)) *fixture {
 		Store:          f.store,
 		Redemptions:    f.store,
 		Recipients:     f.store,
+		Referrers:      f.store,
 		UnsubscribeURL: "https://acme.example/v1/unsubscribe/{token}",
 		Mailer:         f.mailer,
 		From:           "Acme <no-reply@acme.example>",
@@ -226,8 +229,9 @@ func TestContract(t *testing.T) {
 		{name: "IDN domain", body: invite("joerg@bücher.example", "de"), status: 201},
 		{name: "upper-case address", body: invite("New.Person@Example.COM", "en"), status: 201},
 
-		{name: "GET", method: http.MethodGet, status: 405, header: [2]string{"Allow", "POST"}},
-		{name: "PUT", method: http.MethodPut, body: invite("new@example.com", "en"), status: 405, header: [2]string{"Allow", "POST"}},
+		{name: "GET lists", method: http.MethodGet, status: 200},
+		{name: "PUT", method: http.MethodPut, body: invite("new@example.com", "en"), status: 405, header: [2]string{"Allow", "GET, POST"}},
+		{name: "DELETE", method: http.MethodDelete, status: 405, header: [2]string{"Allow", "GET, POST"}},
 		{name: "userId not a uuid", target: "/v1/users/42/referral-invites", body: invite("new@example.com", "en"), status: 400, errText: "userId"},
 		{name: "userId braced uuid", target: "/v1/users/%7B" + userID[:34] + "%7D/referral-invites", body: invite("new@example.com", "en"), status: 400, errText: "userId"},
 		{name: "userId 32 hex", target: "/v1/users/" + strings.ReplaceAll(userID, "-", "") + "/referral-invites", body: invite("new@example.com", "en"), status: 400, errText: "userId"},

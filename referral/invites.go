@@ -45,7 +45,7 @@ type Resend struct {
 	AppID, ReferrerID, ID string
 	At                    time.Time
 	// MaxResends bounds Invite.Resends; ResendAfter is the least time
-	// since the invite's last send (SentAt, or CreatedAt if never sent).
+	// since the invite's last send (Invite.LastSend).
 	MaxResends  int
 	ResendAfter time.Duration
 	// LeaseUntil, if not zero, claims the resend for a caller that
@@ -81,8 +81,9 @@ type ReferrerStore interface {
 	// address is suppressed or has its lim.MaxPerRecipient sends within
 	// lim.RecipientWindow (created or resent, pending or sent, any
 	// referrer), the invite becomes suppressed with the reason in
-	// LastError; otherwise pending, due at r.At, LastError kept. Either
-	// way Resends+1, ResentAt r.At, UpdatedAt r.At, and a lease as
+	// LastError; otherwise pending, due at r.At, LastError kept (the
+	// invite itself counts towards its address's limit if it is sent and
+	// within the window). Either way Resends+1, ResentAt r.At, UpdatedAt r.At, and a lease as
 	// r.LeaseUntil says. The invite is returned as updated.
 	Resend(ctx context.Context, r Resend, lim Limits) (Invite, error)
 
@@ -161,15 +162,16 @@ func (h *Handler) view(li ListedInvite, now time.Time) InviteView {
 	switch {
 	case !li.AcceptedAt.IsZero():
 		v.Status, v.AcceptedAt = StatusAccepted, &li.AcceptedAt
-	case li.Status == StatusSent && h.cfg.InviteTTL > 0 && !now.Before(lastSend(li.Invite).Add(h.cfg.InviteTTL)):
+	case li.Status == StatusSent && h.cfg.InviteTTL > 0 && !now.Before(li.LastSend().Add(h.cfg.InviteTTL)):
 		v.Status = StatusExpired
 	}
 	return v
 }
 
-// lastSend is when the invite was last sent or asked to be: what expiry
-// and ResendAfter count from.
-func lastSend(inv Invite) time.Time {
+// LastSend is when the invite was last sent or asked to be (created, sent
+// or resent, whichever is latest): what expiry (Config.InviteTTL) and
+// ResendAfter count from.
+func (inv Invite) LastSend() time.Time {
 	t := inv.CreatedAt
 	if inv.SentAt.After(t) {
 		t = inv.SentAt

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
@@ -36,7 +37,7 @@ func TestOpenAPI(t *testing.T) {
 	require.NoError(t, yaml.Unmarshal(raw, &spec))
 	assert.Equal(t, "3.1.0", spec["openapi"])
 	doc := openAPI{spec}
-	assert.Len(t, spec["paths"], 4, "every route is checked below")
+	assert.Len(t, spec["paths"], 7, "every route is checked below")
 
 	t.Run("invites", func(t *testing.T) {
 		example := doc.requestExample(t, referral.Pattern)
@@ -46,7 +47,7 @@ func TestOpenAPI(t *testing.T) {
 		produced.add(f.post(invite("a@example.com", "x!")))
 		produced.add(f.post(invite("a@example.com", "en"), "X-Test-Auth", "bearer"))
 		produced.add(f.post(invite("a@example.com", "en"), "X-Test-Auth", "forbidden"))
-		produced.add(f.serve(newRequest(http.MethodGet, path, "")))
+		produced.add(f.serve(newRequest(http.MethodPut, path, "")))
 		produced.add(f.post(strings.Repeat(" ", referral.MaxBodyBytes+1)))
 		produced.add(f.post(invite("a@example.com", "en"), "Content-Type", "text/plain"))
 		produced.add(f.post(invite("b@example.com", "en")))
@@ -104,6 +105,67 @@ func TestOpenAPI(t *testing.T) {
 		doc.check(t, referral.RedemptionPattern, "post", produced)
 	})
 
+	t.Run("referrer", func(t *testing.T) {
+		f := newFixture(t)
+		checkEnvelope(t, f.post(invite("bob@example.com", "en")), 201)
+		inv := f.store.Invites()[0]
+		broken := newFixture(t, func(c *referral.Config) {
+			c.Store, c.Recipients = f.store, f.store
+			c.Referrers, c.Redemptions = brokenReferrers{f.store}, brokenStore{f.store, "Stats"}
+		})
+		const code = "/v1/users/" + userID + "/referral-code"
+		list := responses{}
+		list.add(f.routes(http.MethodGet, path+"?limit=5"))
+		list.add(f.routes(http.MethodGet, path+"?limit=500"))
+		list.add(f.routes(http.MethodGet, path, "X-Test-Auth", "none"))
+		list.add(f.routes(http.MethodGet, path, "X-Test-Auth", "forbidden"))
+		list.add(broken.routes(http.MethodGet, path))
+		doc.check(t, referral.Pattern, "get", list)
+
+		info := responses{}
+		info.add(f.routes(http.MethodGet, code, "X-Test-Auth", "read"))
+		info.add(f.routes(http.MethodGet, "/v1/users/42/referral-code"))
+		info.add(f.routes(http.MethodGet, code, "X-Test-Auth", "none"))
+		info.add(f.routes(http.MethodGet, code, "X-Test-Auth", "forbidden"))
+		info.add(f.routes(http.MethodPost, code))
+		info.add(broken.routes(http.MethodGet, code))
+		doc.check(t, referral.ReferralCodePattern, "get", info)
+
+		one := invitesPath + inv.ID
+		resend := responses{}
+		resend.add(f.routes(http.MethodPost, one+"/resend")) // within 24 h of its send
+		resend.add(f.routes(http.MethodPost, "/v1/users/42/referral-invites/"+inv.ID+"/resend"))
+		resend.add(f.routes(http.MethodPost, one+"/resend", "X-Test-Auth", "none"))
+		resend.add(f.routes(http.MethodPost, one+"/resend", "X-Test-Auth", "read"))
+		resend.add(f.routes(http.MethodPost, invitesPath+"nope/resend"))
+		resend.add(f.routes(http.MethodGet, one+"/resend"))
+		resend.add(broken.routes(http.MethodPost, one+"/resend"))
+		f.Advance(24 * time.Hour)
+		resend.add(f.routes(http.MethodPost, one+"/resend"))
+		checkEnvelope(t, f.post(invite("queued@example.com", "en")), 201)
+		f.mailer.Fail(errors.New("down"))
+		f.Advance(24 * time.Hour)
+		resend.add(f.routes(http.MethodPost, one+"/resend")) // the mail server is down
+		f.mailer.Fail(nil)
+		checkEnvelope(t, f.routes(http.MethodDelete, invitesPath+f.store.Invites()[1].ID), 200)
+		resend.add(f.routes(http.MethodPost, invitesPath+f.store.Invites()[1].ID+"/resend")) // revoked
+		doc.check(t, referral.ResendPattern, "post", resend)
+
+		revoke := responses{}
+		revoke.add(f.routes(http.MethodDelete, one))
+		revoke.add(f.routes(http.MethodDelete, "/v1/users/42/referral-invites/"+inv.ID))
+		revoke.add(f.routes(http.MethodDelete, one, "X-Test-Auth", "none"))
+		revoke.add(f.routes(http.MethodDelete, one, "X-Test-Auth", "read"))
+		revoke.add(f.routes(http.MethodDelete, invitesPath+"nope"))
+		revoke.add(f.routes(http.MethodPut, one))
+		revoke.add(broken.routes(http.MethodDelete, one))
+		checkEnvelope(t, f.post(invite("friend@example.com", "en")), 201)
+		_, err := f.h.Redeem(context.Background(), inv.Code, newUser, "friend@example.com")
+		require.NoError(t, err)
+		revoke.add(f.routes(http.MethodDelete, invitesPath+f.store.Invites()[2].ID)) // accepted
+		doc.check(t, referral.InvitePattern, "delete", revoke)
+	})
+
 	t.Run("unsubscribe", func(t *testing.T) {
 		f := newFixture(t)
 		checkEnvelope(t, f.post(invite("bob@example.com", "en")), 201)
@@ -145,6 +207,28 @@ func (b brokenStore) Redeem(ctx context.Context, r referral.Redemption) (referra
 		return referral.Redemption{}, false, errors.New("database is down")
 	}
 	return b.Store.Redeem(ctx, r)
+}
+
+func (b brokenStore) Stats(ctx context.Context, appID, userID string) (referral.Stats, error) {
+	if b.broken == "Stats" {
+		return referral.Stats{}, errors.New("database is down")
+	}
+	return b.Store.Stats(ctx, appID, userID)
+}
+
+// brokenReferrers fails as a store whose database is down would.
+type brokenReferrers struct{ *memory.Store }
+
+func (brokenReferrers) ListInvites(context.Context, string, string, referral.InviteCursor, int) ([]referral.ListedInvite, error) {
+	return nil, errors.New("database is down")
+}
+
+func (brokenReferrers) Resend(context.Context, referral.Resend, referral.Limits) (referral.Invite, error) {
+	return referral.Invite{}, errors.New("database is down")
+}
+
+func (brokenReferrers) Revoke(context.Context, string, string, string, time.Time) error {
+	return errors.New("database is down")
 }
 
 // brokenRecipients fails as a store whose database is down would.
@@ -269,6 +353,12 @@ func (d openAPI) validate(schema map[string]any, v any) error {
 	if typ, ok := schema["type"].(string); ok && !hasType(v, typ) {
 		return fmt.Errorf("%#v is not of type %s", v, typ)
 	}
+	if types, ok := schema["type"].([]any); ok && !slices.ContainsFunc(types, func(t any) bool { return hasType(v, t.(string)) }) {
+		return fmt.Errorf("%#v is none of the types %v", v, types)
+	}
+	if enum, ok := schema["enum"].([]any); ok && !slices.ContainsFunc(enum, func(e any) bool { return fmt.Sprint(e) == fmt.Sprint(v) }) {
+		return fmt.Errorf("%v is not one of %v", v, enum)
+	}
 	switch v := v.(type) {
 	case string:
 		if n, ok := schema["maxLength"].(int); ok && utf8.RuneCountInString(v) > n {
@@ -280,6 +370,13 @@ func (d openAPI) validate(schema map[string]any, v any) error {
 	case int:
 		if n, ok := schema["minimum"].(int); ok && v < n {
 			return fmt.Errorf("%d is below %d", v, n)
+		}
+	case []any:
+		items, _ := schema["items"].(map[string]any)
+		for i, item := range v {
+			if err := d.validate(items, item); err != nil {
+				return fmt.Errorf("[%d]: %w", i, err)
+			}
 		}
 	case map[string]any:
 		props, _ := schema["properties"].(map[string]any)
@@ -324,6 +421,9 @@ func hasType(v any, typ string) bool {
 		return false
 	case "object":
 		_, ok := v.(map[string]any)
+		return ok
+	case "array":
+		_, ok := v.([]any)
 		return ok
 	}
 	return false

@@ -219,8 +219,9 @@ type CodeStore interface {
 	//        applies and no row is added: it is the same invite.
 	//     b. Otherwise nothing is stored and the earlier invite is returned
 	//        with replayed=true (whatever its email).
-	//  2. If the referrer already has lim.MaxPerReferrer invites created
-	//     within lim.Window, failed ones included: a *LimitError.
+	//  2. If the referrer already has lim.MaxPerReferrer invites created or
+	//     resent (ResentAt) within lim.Window, failed ones included: a
+	//     *LimitError.
 	//  3. If the referrer invited inv.EmailKey within lim.Cooldown and that
 	//     invite has not failed nor been revoked: a *LimitError with
 	//     Cooldown set.

@@ -114,20 +114,6 @@ func (e extraScan) Scan(dest ...any) error { return e.row.Scan(append(dest, e.ex
 const AcceptedSQL = `(SELECT min(r.created_at) FROM referral_redemptions AS r
 	WHERE r.app_id = inv.app_id AND r.referrer_id = inv.referrer_id AND r.email_key = inv.email_key AND inv.email_key <> '')`
 
-// LastSend is when inv was last sent or asked to be (created, sent or
-// resent, whichever is latest): what Resend's ResendAfter counts from, as
-// the handler counts expiry from it.
-func LastSend(inv referral.Invite) time.Time {
-	t := inv.CreatedAt
-	if inv.SentAt.After(t) {
-		t = inv.SentAt
-	}
-	if inv.ResentAt.After(t) {
-		t = inv.ResentAt
-	}
-	return t
-}
-
 // Resendable checks the state checks of ReferrerStore.Resend on inv, the
 // invite as stored, for r: ErrNotResendable, or a *LimitError for
 // MaxResends (RetryAfter zero) and ResendAfter (RetryAfter until allowed).
@@ -138,7 +124,7 @@ func Resendable(inv referral.Invite, r referral.Resend) error {
 	if inv.Resends >= r.MaxResends {
 		return &referral.LimitError{}
 	}
-	if wait := LastSend(inv).Add(r.ResendAfter).Sub(r.At); wait > 0 {
+	if wait := inv.LastSend().Add(r.ResendAfter).Sub(r.At); wait > 0 {
 		return &referral.LimitError{RetryAfter: wait}
 	}
 	return nil
