@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +17,16 @@ import (
 func duration(s string) time.Duration {
 	d, _ := time.ParseDuration(s)
 	return d
+}
+
+// orNone is a checked flag value for a referral.Config field whose zero
+// takes the library's default: the flag's 0 means none, the field's
+// negative value.
+func orNone[T int | time.Duration](v T) T {
+	if v == 0 {
+		return -1
+	}
+	return v
 }
 
 // config is the server's configuration: each field a flag with an
@@ -39,6 +50,10 @@ type config struct {
 	dkimDomain   string
 	dkimSelector string
 	dkimKey      string
+	// The referrer's side (DESIGN.md section 6).
+	inviteTTL   string
+	resendAfter string
+	maxResends  string
 	// Not in DESIGN.md's table: tuning for queued delivery and load tests.
 	sendTimeout  string
 	retryBackoff string
@@ -73,6 +88,9 @@ func (c *config) options() []option {
 		{&c.dkimDomain, "dkim-domain", "REFERRAL_DKIM_DOMAIN", "", "DKIM signing domain (d=), e.g. -from's; with -dkim-selector and -dkim-key"},
 		{&c.dkimSelector, "dkim-selector", "REFERRAL_DKIM_SELECTOR", "", "DKIM selector (s=): the key is published at SELECTOR._domainkey.DOMAIN"},
 		{&c.dkimKey, "dkim-key", "REFERRAL_DKIM_KEY", "", "PEM file with the DKIM private key (RSA of 2048 bits or more, or Ed25519); the start-up log shows the DNS TXT record"},
+		{&c.inviteTTL, "invite-ttl", "REFERRAL_INVITE_TTL", "720h", "how long a sent invite waits to be accepted; then its referrer sees it expired and may resend it (0: never expires)"},
+		{&c.resendAfter, "resend-after", "REFERRAL_RESEND_AFTER", "24h", "least time between an invite's last send and a resend (0: no wait)"},
+		{&c.maxResends, "max-resends", "REFERRAL_MAX_RESENDS", "2", "resends allowed per invite (0: none)"},
 		{&c.sendTimeout, "send-timeout", "REFERRAL_SEND_TIMEOUT", "15s", "bound on one delivery attempt"},
 		{&c.retryBackoff, "retry-backoff", "REFERRAL_RETRY_BACKOFF", "30s", "queued delivery: first retry delay, doubling with jitter up to 1h"},
 	}
@@ -129,6 +147,14 @@ func (c *config) check() error {
 		if v, err := time.ParseDuration(d.v); err != nil || v <= 0 {
 			return fmt.Errorf("%s must be a positive duration like 15s, not %q", d.flag, d.v)
 		}
+	}
+	for _, d := range []struct{ flag, v string }{{"-invite-ttl", c.inviteTTL}, {"-resend-after", c.resendAfter}} {
+		if v, err := time.ParseDuration(d.v); err != nil || v < 0 {
+			return fmt.Errorf("%s must be a duration like 24h, or 0 for none, not %q", d.flag, d.v)
+		}
+	}
+	if n, err := strconv.Atoi(c.maxResends); err != nil || n < 0 || c.maxResends != strconv.Itoa(n) {
+		return fmt.Errorf("-max-resends must be a whole number, 0 or more, not %q", c.maxResends)
 	}
 	if c.addr == "" {
 		return errors.New("-addr is empty")

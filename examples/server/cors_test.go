@@ -41,26 +41,35 @@ func TestCORSPreflight(t *testing.T) {
 	t.Parallel()
 	h := routes(newTestHandler(t), nil, okStore{}, []string{"https://app.example.com"}, discard)
 
+	const user = "/v1/users/6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b"
+	const invite = user + "/referral-invites/0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b"
 	tests := []struct {
-		name, origin, headers string
-		allowed               bool
+		name, method, path, origin, headers string
+		allowed                             bool
 	}{
-		{"listed origin", "https://app.example.com", "authorization,content-type", true},
-		{"with idempotency key", "https://app.example.com", "authorization,content-type,idempotency-key", true},
-		{"other origin", "https://evil.example", "authorization,content-type", false},
-		{"header not allowed", "https://app.example.com", "authorization,x-api-key", false},
+		{"listed origin", "POST", user + "/referral-invites", "https://app.example.com", "authorization,content-type", true},
+		{"with idempotency key", "POST", user + "/referral-invites", "https://app.example.com", "authorization,content-type,idempotency-key", true},
+		{"other origin", "POST", user + "/referral-invites", "https://evil.example", "authorization,content-type", false},
+		{"header not allowed", "POST", user + "/referral-invites", "https://app.example.com", "authorization,x-api-key", false},
+		// The referrer's routes: list, code, revoke, resend.
+		{"list", "GET", user + "/referral-invites", "https://app.example.com", "authorization", true},
+		{"referral code", "GET", user + "/referral-code", "https://app.example.com", "authorization", true},
+		{"revoke", "DELETE", invite, "https://app.example.com", "authorization", true},
+		{"resend", "POST", invite + "/resend", "https://app.example.com", "authorization", true},
+		{"revoke from another origin", "DELETE", invite, "https://evil.example", "authorization", false},
+		{"a method no route takes", "PUT", invite, "https://app.example.com", "authorization", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req := httptest.NewRequest(http.MethodOptions, "/v1/users/6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b/referral-invites", nil)
+			req := httptest.NewRequest(http.MethodOptions, tt.path, nil)
 			req.Header.Set("Origin", tt.origin)
-			req.Header.Set("Access-Control-Request-Method", "POST")
+			req.Header.Set("Access-Control-Request-Method", tt.method)
 			req.Header.Set("Access-Control-Request-Headers", tt.headers)
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)
 			if tt.allowed {
 				assert.Equal(t, tt.origin, rec.Header().Get("Access-Control-Allow-Origin"))
-				assert.Contains(t, rec.Header().Get("Access-Control-Allow-Methods"), "POST")
+				assert.Contains(t, rec.Header().Get("Access-Control-Allow-Methods"), tt.method)
 				assert.Equal(t, tt.headers, rec.Header().Get("Access-Control-Allow-Headers"))
 				assert.Less(t, rec.Code, 300)
 			} else {

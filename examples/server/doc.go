@@ -14,6 +14,16 @@
 // -public-url is the server's base URL as recipients reach it, and
 // -signup-url links to a host's own page instead. Every email carries a
 // one-click unsubscribe link to the server's /v1/unsubscribe/{token}.
+//
+// Referrers see their side (DESIGN.md section 6): GET on the invite route
+// lists a user's invites (a read key may), GET
+// /v1/users/{userId}/referral-code their code and share link, DELETE on
+// /v1/users/{userId}/referral-invites/{inviteId} revokes an invite and POST
+// on its /resend sends it again (-resend-after, -max-resends; -invite-ttl
+// is when a sent invite shows expired). GET /referrals is a page for the
+// signed-in user that does all of it in the browser: open
+// /referrals#token=TOKEN with an access token (token makes one); the
+// fragment reaches no log, and the page takes it out of the address bar.
 // With -dkim-domain, -dkim-selector and -dkim-key (all three or none) every
 // message is DKIM-signed, and the start-up log shows the DNS TXT record to
 // publish.

@@ -361,6 +361,10 @@ func TestMisconfigurationStopsWithOneLine(t *testing.T) {
 		{"unknown command", []string{"serve"}, "unknown command"},
 		{"bad send timeout", []string{"-send-timeout", "soon"}, "-send-timeout"},
 		{"negative backoff", []string{"-retry-backoff", "-1s"}, "-retry-backoff"},
+		{"negative invite ttl", []string{"-invite-ttl", "-1h"}, "-invite-ttl must be a duration like 24h, or 0 for none"},
+		{"bad resend-after", []string{"-resend-after", "tomorrow"}, "-resend-after must be a duration"},
+		{"negative max-resends", []string{"-max-resends", "-1"}, `-max-resends must be a whole number, 0 or more, not "-1"`},
+		{"max-resends not a number", []string{"-max-resends", "two"}, "-max-resends"},
 		{"unknown user ids", []string{"-user-ids", "int"}, `-user-ids must be uuid or opaque, not "int"`},
 		{"public url without scheme", []string{"-public-url", "localhost:8080"}, "-public-url must be an absolute http(s) URL"},
 		{"public url with query", []string{"-public-url", "https://r.example.com/?x=1"}, "-public-url"},
@@ -406,6 +410,7 @@ func TestEnvironmentFallbacks(t *testing.T) {
 	assert.Equal(t, "Referrals <no-reply@localhost>", c.from)
 	assert.Equal(t, "uuid", c.userIDs)
 	assert.Empty(t, c.appName, "the library's default product name")
+	assert.Equal(t, []string{"720h", "24h", "2"}, []string{c.inviteTTL, c.resendAfter, c.maxResends}, "DESIGN.md section 6's defaults")
 	require.NoError(t, c.check())
 	assert.Equal(t, "http://localhost:8080", c.publicURL)
 	assert.Equal(t, "http://localhost:8080/signup?ref={code}", c.signupURL, "the landing page")

@@ -31,6 +31,10 @@ func TestUnknownV1PathsAnswerInTheEnvelope(t *testing.T) {
 		"/v1/referral-codes/4K1SK4W21V/redemptions/../..",
 		"/v1/unsubscribe/",
 		"/v1/unsubscribe/x/y",
+		"/v1/users/" + user + "/referral-code/",
+		"/v1/users/" + user + "/referral-invites/x/",
+		"/v1/users/" + user + "/referral-invites/x/resend/",
+		"/v1/users/" + user + "/referral-invites/x/y",
 	} {
 		for _, method := range []string{http.MethodGet, http.MethodPost} {
 			t.Run(method+" "+target, func(t *testing.T) {

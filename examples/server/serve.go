@@ -13,6 +13,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -111,6 +112,7 @@ All of them take -db; token and codes take -user-ids. Flags of the server:
 	log.Info("sign-up links", "link", c.signupURL)
 	log.Info(tokenNote)
 	log.Info("next: create an API key with: " + keysCreateCommand(&c))
+	log.Info(referrerPageNote(&c))
 	log.Info("referral server listening", "addr", "http://"+ln.Addr().String(), "route", "POST "+referral.Pattern, "delivery", c.delivery)
 
 	var workers sync.WaitGroup
@@ -155,6 +157,7 @@ func newHandler(c *config, store backend, a referral.Authenticator, m referral.M
 			return nil, fmt.Errorf("-templates %s: %w", c.templates, err)
 		}
 	}
+	maxResends, _ := strconv.Atoi(c.maxResends) // checked
 	delivery := referral.Inline
 	if c.delivery == "queued" {
 		delivery = referral.Queued
@@ -164,6 +167,10 @@ func newHandler(c *config, store backend, a referral.Authenticator, m referral.M
 		Store:       store,
 		Redemptions: store,
 		Recipients:  store,
+		Referrers:   store,
+		InviteTTL:   orNone(duration(c.inviteTTL)),
+		ResendAfter: orNone(duration(c.resendAfter)),
+		MaxResends:  orNone(maxResends),
 		// The pattern ends in {token}, the template's placeholder; a path
 		// in -public-url is a proxy's, as for the sign-up page.
 		UnsubscribeURL: c.publicURL + referral.UnsubscribePattern,
@@ -182,13 +189,20 @@ func newHandler(c *config, store backend, a referral.Authenticator, m referral.M
 	})
 }
 
-// routes is the server's mux: the invite route, the referral-code routes
-// (redemptions take API keys only: they are the host's server-side call),
-// the unsubscribe links' route, the sign-up landing page, /healthz (200
-// while the store can write), and CORS for the origins given.
+// routes is the server's mux: the invite route (POST invites, GET lists),
+// the referrer's routes (their code, revoking and resending an invite) and
+// page, the referral-code routes (redemptions take API keys only: they are
+// the host's server-side call), the unsubscribe links' route, the sign-up
+// landing page, /healthz (200 while the store can write), and CORS for the
+// origins given.
 func routes(h *referral.Handler, apiKeys referral.Authenticator, store backend, origins []string, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(referral.Pattern, h)
+	mux.Handle(referral.ReferralCodePattern, h.ReferralCode())
+	mux.Handle(referral.InvitePattern, h.Invite())
+	mux.Handle(referral.ResendPattern, h.Resend())
+	mux.Handle("GET "+referrerPath, referrerPage())
+	mux.Handle("GET "+referrerScriptPath, referrerScript())
 	mux.Handle(referral.CodePattern, h.CodeLookup())
 	mux.Handle(referral.RedemptionPattern, h.Redemptions(apiKeys))
 	// No credentials: mail clients and the recipient's browser call it,
@@ -215,7 +229,8 @@ func routes(h *referral.Handler, apiKeys referral.Authenticator, store backend, 
 	}
 	return cors.New(cors.Options{
 		AllowedOrigins: origins,
-		AllowedMethods: []string{http.MethodGet, http.MethodPost},
+		// DELETE revokes an invite.
+		AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodDelete},
 		AllowedHeaders: []string{"Authorization", "Content-Type", "Idempotency-Key", "X-Request-Id"},
 		ExposedHeaders: []string{"X-Request-Id", "Retry-After"},
 		MaxAge:         600,
@@ -405,6 +420,24 @@ func keysCreateCommand(c *config) string {
 		cmd += " -db '" + redactURL(c.db) + "'"
 	}
 	return cmd
+}
+
+// referrerPageNote says how to open a user's referrer page: with a
+// development token when the server trusts the dev key, else with one of
+// the issuer's.
+func referrerPageNote(c *config) string {
+	open := c.publicURL + referrerPath + "#token=TOKEN"
+	if c.tokenKeys != "" {
+		return "a user's referrer page: open " + open + " with an access token of " + c.tokenIssuer + " for the user"
+	}
+	cmd := "go run ./examples/server token"
+	if c.db != "referral.db" {
+		cmd += " -db '" + redactURL(c.db) + "'"
+	}
+	if c.userIDs != "uuid" {
+		cmd += " -user-ids " + c.userIDs
+	}
+	return "a user's referrer page: TOKEN=$(" + cmd + " -app CLIENT_ID -user USER_ID), then open " + open
 }
 
 // redactURL hides the passwords in a database URL: the userinfo's and

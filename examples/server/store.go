@@ -9,12 +9,13 @@ import (
 	"github.com/referralkit/referralkit/store/sqlite"
 )
 
-// backend is everything the server keeps: codes and invites, redemptions,
-// suppressions, apps and keys.
+// backend is everything the server keeps: codes and invites (and their
+// referrers' view of them), redemptions, suppressions, apps and keys.
 type backend interface {
 	referral.CodeStore
 	referral.RedemptionStore
 	referral.RecipientStore
+	referral.ReferrerStore
 	auth.KeyStore
 	auth.KeyManager
 	Ping(ctx context.Context) error
