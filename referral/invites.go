@@ -72,8 +72,9 @@ type ReferrerStore interface {
 
 	// Resend makes r's invite due for delivery again, atomically with
 	// these checks, in order: the invite is r's referrer's
-	// (ErrInviteNotFound); its status is sent or failed
-	// (ErrNotResendable); Resends < r.MaxResends and its last send is at
+	// (ErrInviteNotFound); its address was not accepted
+	// (ErrInviteAccepted); its status is sent or failed and its Email was
+	// not erased (ErrNotResendable); Resends < r.MaxResends and its last send is at
 	// least r.ResendAfter before r.At (a *LimitError, RetryAfter until the
 	// resend would be allowed, zero if never); the referrer limit of lim,
 	// counting invites created and invites resent (ResentAt) within

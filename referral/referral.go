@@ -216,7 +216,10 @@ type CodeStore interface {
 	//        Attempts+1, LeaseUntil inv.LeaseUntil, NextAttemptAt and
 	//        UpdatedAt inv.CreatedAt, LastError kept. It is returned as
 	//        updated with replayed=false: the caller delivers it. No limit
-	//        applies and no row is added: it is the same invite.
+	//        applies and no row is added: it is the same invite. But if the
+	//        app suppresses its AddressHash (since the first attempt: an
+	//        unsubscribe, a bounce), it becomes suppressed instead, as in
+	//        step 4, and is returned so.
 	//     b. Otherwise nothing is stored and the earlier invite is returned
 	//        with replayed=true (whatever its email).
 	//  2. If the referrer already has lim.MaxPerReferrer invites created or
@@ -227,9 +230,12 @@ type CodeStore interface {
 	//     Cooldown set.
 	//  4. If inv.AddressHash is set and the app suppresses it (see
 	//     RecipientStore.Suppress), or lim.MaxPerRecipient > 0 and the app
-	//     has lim.MaxPerRecipient invites with that AddressHash, of any
-	//     referrer, pending or sent, each created or resent (ResentAt)
-	//     within lim.RecipientWindow:
+	//     has already had lim.MaxPerRecipient sends to that AddressHash
+	//     within lim.RecipientWindow, of any referrer: each invite that is
+	//     not suppressed counts 1 if created within the window (whatever
+	//     became of it: sent, failed, revoked or pending), and Resends more
+	//     if its ResentAt is within the window (all its resends, to err on
+	//     the recipient's side):
 	//     inv is stored with Status StatusSuppressed, LeaseUntil zero and
 	//     LastError the suppression's reason (or ReasonRecipientLimit), and
 	//     returned so with replayed=false. Suppressed invites count for the

@@ -34,7 +34,8 @@ type Suppression struct {
 // page.
 type Recipient struct {
 	AppID       string
-	AddressHash string
+	AddressHash string // "" on invites recorded before address hashes
+	EmailKey    string // for those: the hash is made from it
 	Language    string
 }
 
@@ -69,11 +70,12 @@ type RecipientStore interface {
 	InviteRecipient(ctx context.Context, id string) (Recipient, error)
 
 	// EraseAddresses erases Email and EmailKey (to "") of up to max
-	// invites created before createdBefore that are not pending and not
-	// accepted (no redemption credited to their referrer has their
-	// EmailKey), oldest first, and returns how many it erased. The rows,
-	// their status, times and AddressHash stay.
-	EraseAddresses(ctx context.Context, createdBefore time.Time, max int) (int, error)
+	// invites last sent before sentBefore (Invite.LastSend: created, sent
+	// or resent) that are not pending and not accepted (no redemption
+	// credited to their referrer has their EmailKey), oldest first, and
+	// returns how many it erased. The rows, their status, times and
+	// AddressHash stay.
+	EraseAddresses(ctx context.Context, sentBefore time.Time, max int) (int, error)
 }
 
 // bounced suppresses inv's address when sendErr is a refusal of it by the
