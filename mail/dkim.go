@@ -96,11 +96,12 @@ func (d *DKIM) TXTRecord() string {
 // DKIM-Signature header field prepended.
 //
 // h= lists From, To, Subject, Date, Message-ID, MIME-Version,
-// Content-Type, List-Unsubscribe and List-Unsubscribe-Post, each once,
+// Content-Type, List-Unsubscribe and List-Unsubscribe-Post, each twice,
 // and always all of them: RFC 6376 section 5.4 lets a signer list a header
-// the message lacks, and a verifier then fails the signature if one is
-// added, so no one on the way can slip an unsubscribe link of theirs into
-// a signed message that had none.
+// once more than the message has, and a verifier then fails the signature
+// if one is added. So no one on the way can put a second From, Subject or
+// unsubscribe link of theirs above the signed one (which many clients
+// show), nor slip one into a message that had none.
 func (d *DKIM) Sign(raw []byte) ([]byte, error) {
 	if _, err := d.check(); err != nil {
 		return nil, err
@@ -114,16 +115,25 @@ func (d *DKIM) Sign(raw []byte) ([]byte, error) {
 		Hash:                   crypto.SHA256,
 		HeaderCanonicalization: dkim.CanonicalizationRelaxed,
 		BodyCanonicalization:   dkim.CanonicalizationRelaxed,
-		HeaderKeys: []string{
-			"From", "To", "Subject", "Date", "Message-ID", "MIME-Version", "Content-Type",
-			string(headerListUnsubscribe), string(headerListUnsubscribePost),
-		},
+		HeaderKeys:             oversigned,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("mail: dkim: signing: %w", err)
 	}
 	return out.Bytes(), nil
 }
+
+// oversigned is h=: every header twice (see Sign).
+var oversigned = func() []string {
+	var keys []string
+	for _, k := range []string{
+		"From", "To", "Subject", "Date", "Message-ID", "MIME-Version", "Content-Type",
+		string(headerListUnsubscribe), string(headerListUnsubscribePost),
+	} {
+		keys = append(keys, k, k)
+	}
+	return keys
+}()
 
 // SignMsg signs g, a message from [Build], in place: it adds the
 // DKIM-Signature header that [DKIM.Sign] computes over g's bytes, so that

@@ -23,10 +23,12 @@ import (
 	rkmail "github.com/referralkit/referralkit/mail"
 )
 
-// signedHeaders is the h= every signature must carry.
+// signedHeaders is the h= every signature must carry: each header twice,
+// so that a copy added above the signed one breaks the signature.
 var signedHeaders = []string{
-	"From", "To", "Subject", "Date", "Message-ID", "MIME-Version", "Content-Type",
-	"List-Unsubscribe", "List-Unsubscribe-Post",
+	"From", "From", "To", "To", "Subject", "Subject", "Date", "Date", "Message-ID", "Message-ID",
+	"MIME-Version", "MIME-Version", "Content-Type", "Content-Type",
+	"List-Unsubscribe", "List-Unsubscribe", "List-Unsubscribe-Post", "List-Unsubscribe-Post",
 }
 
 // rsaKey is made once: a 2048-bit key takes a while under -race.
@@ -170,6 +172,10 @@ func TestDKIMTamperedMessageFails(t *testing.T) {
 				{"unsubscribe URL changed", with, "/v1/unsubscribe/2b7f", "/v1/unsubscribe/2b7e", false},
 				{"recipient changed", with, "To: <friend@example.org>", "To: <foe@example.org>", false},
 				{"unsubscribe added", without, "Subject:", "List-Unsubscribe: <https://evil.example/u>\r\nSubject:", false},
+				// A second copy above the signed one, which many clients show.
+				{"second From", with, "From:", "From: Security <security@example.com>\r\nFrom:", false},
+				{"second Subject", with, "Subject:", "Subject: Your account is locked\r\nSubject:", false},
+				{"second unsubscribe", with, "List-Unsubscribe:", "List-Unsubscribe: <https://evil.example/u>\r\nList-Unsubscribe:", false},
 				// Relaxed canonicalization: whitespace changes on the way are harmless.
 				{"header whitespace", with, "Subject: Your invitation", "Subject:   Your \t invitation", true},
 				{"nothing changed", with, "", "", true},
