@@ -84,7 +84,7 @@ func (c *config) options() []option {
 		{&c.delivery, "delivery", "REFERRAL_DELIVERY", "inline", "inline or queued (the delivery worker runs in-process either way: inline, it sends what a crash cut off)"},
 		{&c.tokenIssuer, "token-issuer", "REFERRAL_TOKEN_ISSUER", "", "expected iss of access tokens (default " + devIssuer + " with the dev key)"},
 		{&c.tokenKeys, "token-keys", "REFERRAL_TOKEN_KEYS", "", "file with the issuer's public keys (PEM or JWKS); empty: the local development key"},
-		{&c.corsOrigins, "cors-origins", "REFERRAL_CORS_ORIGINS", "", "comma-separated browser origins allowed to call the route"},
+		{&c.corsOrigins, "cors-origins", "REFERRAL_CORS_ORIGINS", "", "comma-separated browser origins allowed to call the routes with an access token"},
 		{&c.dkimDomain, "dkim-domain", "REFERRAL_DKIM_DOMAIN", "", "DKIM signing domain (d=), e.g. -from's; with -dkim-selector and -dkim-key"},
 		{&c.dkimSelector, "dkim-selector", "REFERRAL_DKIM_SELECTOR", "", "DKIM selector (s=): the key is published at SELECTOR._domainkey.DOMAIN"},
 		{&c.dkimKey, "dkim-key", "REFERRAL_DKIM_KEY", "", "PEM file with the DKIM private key (RSA of 2048 bits or more, or Ed25519); the start-up log shows the DNS TXT record"},

@@ -158,8 +158,9 @@ func waitForRawMail(t *testing.T, dir string, n int) [][]byte {
 // TestNewcomerTour is the README's five-minute tour, as CI runs it: build
 // the server, start it in an empty folder as the README does, create a
 // key, run the README's blocks (curl, fetch, an access token, codes show,
-// redemption, unsubscribing, the cooldown, then a restart with a host's
-// own ids and templates, and one with DKIM) and find the messages.
+// redemption, unsubscribing, the cooldown, the referrer's list, code,
+// resend, revoke and page, then a restart with a host's own ids and
+// templates, and one with DKIM) and find the messages.
 func TestNewcomerTour(t *testing.T) {
 	t.Parallel()
 	bin := buildServer(t)
@@ -241,6 +242,39 @@ func TestNewcomerTour(t *testing.T) {
 	assert.Contains(t, out, "HTTP/1.1 429 Too Many Requests")
 	assert.Regexp(t, `Retry-After: \d+`, out)
 	assert.Contains(t, out, `"error":"this address was invited recently; try again later"`)
+
+	// The referrer's side: a read key lists the invites, newest first, and
+	// reads the code; friend3's resend within a day is a 429; the read key
+	// may not revoke it, the write key does, and the list shows it revoked.
+	out = tour.run(t, readmeBlock(t, "list")+readmeBlock(t, "revoke"))
+	assert.Regexp(t, `"invites":\[\{"id":"[0-9a-f-]{36}","email":"friend3@example.com","language":"ja","status":"sent","createdAt":"\d{4}-`, out)
+	assert.Regexp(t, `"nextCursor":"[A-Za-z0-9_-]+"`, out)
+	assert.Regexp(t, `"data":\{"code":"`+code+`","link":"http://localhost:8080/signup\?ref=`+code+`","invited":\d,"sent":\d,"accepted":1\}`, out)
+	assert.Contains(t, out, "HTTP/1.1 429 Too Many Requests")
+	assert.Regexp(t, `Retry-After: 86[34]\d\d`, out)
+	assert.Contains(t, out, `"error":"too many sends to this invite or from this user; try again later"`)
+	assert.Contains(t, out, `"error":"these credentials may not change this user's invites"`)
+	assert.Contains(t, out, `{"success":true,"message":"Invite revoked.","error":null,"data":null}`)
+	assert.True(t, strings.HasSuffix(out, "\"status\":\"revoked\"\n"), "the list shows it revoked:\n%s", out)
+	statuses := map[string]string{}
+	for _, inv := range listInvites(t, s.url, keyHeaders(creds)) {
+		statuses[*inv.Email] = string(inv.Status)
+	}
+	assert.Equal(t, "accepted", statuses["friend@example.com"], "redeemed with the user's code")
+	assert.Equal(t, "revoked", statuses["friend3@example.com"])
+
+	// The referrer page: the address the block prints, with a token that
+	// the routes take (the browser test drives the page itself).
+	assert.Contains(t, s.startup, "then open http://localhost:8080/referrals#token=TOKEN")
+	out = tour.run(t, readmeBlock(t, "page"))
+	m = regexp.MustCompile(`(?m)^http://localhost:8080(/referrals)#token=(\S+)$`).FindStringSubmatch(out)
+	require.NotNil(t, m, "no page address:\n%s", out)
+	resp, err = http.Get(s.url + m[1])
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "text/html; charset=utf-8", resp.Header.Get("Content-Type"))
+	assert.Len(t, listInvites(t, s.url, map[string]string{"Authorization": "Bearer " + m[2]}), len(statuses), "the page's token lists the user's invites")
 	assert.Contains(t, s.stop(t), "stopped")
 
 	// A host's own ids and templates, after a restart.
