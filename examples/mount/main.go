@@ -1,8 +1,10 @@
 // Command mount shows every route of referralkit in a host app's net/http
-// mux: the invite route, the code lookup, the redemptions and the
-// unsubscribe links, with the store doing redemptions and suppression too. The lines between "mount:begin" and
-// "mount:end" are the README's "Mounting in your app"; a test in
-// examples/server keeps the two the same, so the README's code compiles.
+// mux: the invite route, the referrer's routes (their invites, code,
+// revoke and resend), the code lookup, the redemptions and the unsubscribe
+// links, with the store doing redemptions, suppression and the referrer's
+// side too. The lines between "mount:begin" and "mount:end" are the
+// README's "Mounting in your app"; a test in examples/server keeps the two
+// the same, so the README's code compiles.
 //
 //	go run ./examples/server keys create -db app.db   # an app and its write key
 //	go run ./examples/mount                           # serves on 127.0.0.1:8083
@@ -47,6 +49,7 @@ func run(ctx context.Context) error {
 		Store:       store,
 		Redemptions: store, // Redeem, Stats and the redemptions route need it
 		Recipients:  store, // suppression list and the unsubscribe links' secret
+		Referrers:   store, // the referrer's side: list, code, resend, revoke
 		// Where UnsubscribePattern is mounted below, as recipients reach it.
 		UnsubscribeURL: "https://acme.example/v1/unsubscribe/{token}",
 		Mailer:         mailer,
@@ -61,7 +64,10 @@ func run(ctx context.Context) error {
 	mux := http.NewServeMux()
 	// No methods in the patterns: each handler answers the others with a
 	// 405 itself, the API routes in their JSON envelope.
-	mux.Handle(referral.Pattern, h)                                // POST: send an invite
+	mux.Handle(referral.Pattern, h)                                // POST: send an invite; GET: the user's invites
+	mux.Handle(referral.ReferralCodePattern, h.ReferralCode())     // GET: the user's code, share link and counts
+	mux.Handle(referral.InvitePattern, h.Invite())                 // DELETE: revoke an invite
+	mux.Handle(referral.ResendPattern, h.Resend())                 // POST: send an invite again
 	mux.Handle(referral.CodePattern, h.CodeLookup())               // GET: is a code valid?
 	mux.Handle(referral.UnsubscribePattern, h.Unsubscribe())       // the emails' links: GET a page, POST one click
 	mux.Handle(referral.RedemptionPattern, h.Redemptions(apiKeys)) // POST: credit a sign-up (write key)

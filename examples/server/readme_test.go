@@ -15,7 +15,7 @@ import (
 // TestReadmeMountSnippet: the README's "Mounting in your app" is the code
 // of examples/mount between its mount:begin and mount:end lines (less one
 // tab of indentation), which builds, and it mounts every route with
-// redemptions and recipient protection configured.
+// redemptions, recipient protection and the referrer's side configured.
 func TestReadmeMountSnippet(t *testing.T) {
 	t.Parallel()
 	src, err := os.ReadFile("../mount/main.go")
@@ -34,8 +34,12 @@ func TestReadmeMountSnippet(t *testing.T) {
 		"mux.Handle(referral.CodePattern, h.CodeLookup())",
 		"mux.Handle(referral.RedemptionPattern, h.Redemptions(apiKeys))",
 		"mux.Handle(referral.UnsubscribePattern, h.Unsubscribe())",
+		"mux.Handle(referral.ReferralCodePattern, h.ReferralCode())",
+		"mux.Handle(referral.InvitePattern, h.Invite())",
+		"mux.Handle(referral.ResendPattern, h.Resend())",
 		"Redemptions: store,",
 		"Recipients:  store,",
+		"Referrers:   store,",
 		"UnsubscribeURL: ",
 		"go h.Run(ctx)",
 	} {
