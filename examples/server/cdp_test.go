@@ -263,7 +263,7 @@ func (tb *tab) String(expr string) string {
 // WaitFor waits until the expression is true.
 func (tb *tab) WaitFor(expr string) {
 	tb.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var ok bool
 		tb.Eval("Boolean("+expr+")", &ok)
@@ -271,7 +271,7 @@ func (tb *tab) WaitFor(expr string) {
 			return
 		}
 		if time.Now().After(deadline) {
-			tb.t.Fatalf("waited 20s for %s; page problems: %v", expr, tb.Problems())
+			tb.t.Fatalf("waited 30s for %s; page problems: %v", expr, tb.Problems())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -90,12 +90,11 @@
       env = null;
     }
     if (resp.ok && env && env.success) return env;
-    if (resp.status === 401) {
-      throw new Error('Your sign-in has expired or is not valid: open this page again from your app.');
-    }
     let text = env && typeof env.error === 'string' ? env.error : 'Something went wrong (' + resp.status + ').';
     text = text.charAt(0).toUpperCase() + text.slice(1);
     if (resp.status === 429) text += retryText(resp.headers.get('Retry-After'));
+    // The token expired or is not this server's: only the app makes another.
+    if (resp.status === 401) text += '. Open this page again from your app.';
     throw new Error(text);
   }
 

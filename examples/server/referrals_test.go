@@ -146,6 +146,13 @@ func TestReferrerPageInBrowser(t *testing.T) {
 	assert.Equal(t, friend, tab.String(`document.querySelector("#invites li:last-child .email").textContent`))
 	assert.Equal(t, "Invited 21, sent 20, accepted 0.", tab.String(`document.getElementById("counts").textContent`), "the revoked invite is not counted sent")
 
+	// A token the server does not take: its 401 text, and what to do.
+	forged := "eyJhbGciOiJub25lIn0." + base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"`+tourUser+`"}`)) + ".x"
+	tab.Navigate("about:blank")
+	tab.Navigate(s.url + "/referrals#token=" + forged)
+	tab.WaitFor(`document.getElementById("status").className === "error"`)
+	assert.Equal(t, "Missing or invalid credentials. Open this page again from your app.", tab.String(`document.getElementById("status").textContent`))
+
 	// Without a token the page says what it needs and calls nothing.
 	tab.Navigate(s.url + "/referrals")
 	assert.True(t, regexp.MustCompile(`needs a sign-in link`).MatchString(tab.String(`document.body.innerText`)))
