@@ -94,7 +94,11 @@ func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim refer
 	if inv.IdempotencyKey != "" && lim.IdempotencyTTL > 0 {
 		if first, ok := s.idemKeys[ik]; ok && first.CreatedAt.After(inv.CreatedAt.Add(-lim.IdempotencyTTL)) {
 			if storeimpl.Retryable(*first, inv) {
-				*first = storeimpl.Reclaimed(*first, inv)
+				var reason string
+				if first.AddressHash != "" {
+					reason = s.suppressed[userKey{first.AppID, first.AddressHash}].Reason
+				}
+				*first = storeimpl.Reclaimed(*first, inv, reason)
 				return *first, false, nil
 			}
 			return *first, true, nil
@@ -160,7 +164,9 @@ func (s *Store) referrerFull(uk userKey, now time.Time, lim referral.Limits) (ti
 
 // suppressReason is step 4 of RecordInvite for an invite of address ak
 // created (or resent) at now: the reason to record it suppressed, "" for
-// none.
+// none. The recipient limit counts sends: each invite of the address not
+// suppressed counts 1 if created within the window, whatever became of
+// it, and its Resends if it was last resent within the window.
 func (s *Store) suppressReason(ak userKey, now time.Time, lim referral.Limits) string {
 	if ak.user == "" {
 		return ""
@@ -173,8 +179,14 @@ func (s *Store) suppressReason(ak userKey, now time.Time, lim referral.Limits) s
 	}
 	since, n := now.Add(-lim.RecipientWindow), 0
 	for _, p := range s.byAddress[ak] {
-		if (p.CreatedAt.After(since) || p.ResentAt.After(since)) && (p.Status == referral.StatusPending || p.Status == referral.StatusSent) {
+		if p.Status == referral.StatusSuppressed {
+			continue
+		}
+		if p.CreatedAt.After(since) {
 			n++
+		}
+		if p.ResentAt.After(since) {
+			n += p.Resends
 		}
 	}
 	if n >= lim.MaxPerRecipient {

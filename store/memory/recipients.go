@@ -76,8 +76,9 @@ func (s *Store) Suppression(ctx context.Context, appID, addressHash string) (ref
 	return sup, ok, nil
 }
 
-// InviteRecipient returns the app, address hash and language of invite id,
-// or [referral.ErrInviteNotFound]; see [referral.RecipientStore].
+// InviteRecipient returns the app, address hash, address key and language
+// of invite id, or [referral.ErrInviteNotFound]; see
+// [referral.RecipientStore].
 func (s *Store) InviteRecipient(ctx context.Context, id string) (referral.Recipient, error) {
 	if err := ctx.Err(); err != nil {
 		return referral.Recipient{}, err
@@ -88,13 +89,13 @@ func (s *Store) InviteRecipient(ctx context.Context, id string) (referral.Recipi
 	if !ok {
 		return referral.Recipient{}, referral.ErrInviteNotFound
 	}
-	return referral.Recipient{AppID: inv.AppID, AddressHash: inv.AddressHash, Language: inv.Language}, nil
+	return referral.Recipient{AppID: inv.AppID, AddressHash: inv.AddressHash, EmailKey: inv.EmailKey, Language: inv.Language}, nil
 }
 
-// EraseAddresses erases Email and EmailKey of up to max old, final,
-// unaccepted invites, oldest first, and returns how many; see
-// [referral.RecipientStore].
-func (s *Store) EraseAddresses(ctx context.Context, createdBefore time.Time, max int) (int, error) {
+// EraseAddresses erases Email and EmailKey of up to max final, unaccepted
+// invites last sent before sentBefore, oldest first, and returns how many;
+// see [referral.RecipientStore].
+func (s *Store) EraseAddresses(ctx context.Context, sentBefore time.Time, max int) (int, error) {
 	if err := ctx.Err(); err != nil || max <= 0 {
 		return 0, err
 	}
@@ -102,7 +103,7 @@ func (s *Store) EraseAddresses(ctx context.Context, createdBefore time.Time, max
 	defer s.mu.Unlock()
 	var due []*referral.Invite
 	for _, inv := range s.invites {
-		if inv.EmailKey != "" && inv.CreatedAt.Before(createdBefore) && inv.Status != referral.StatusPending && s.acceptedAt(inv).IsZero() {
+		if inv.EmailKey != "" && inv.LastSend().Before(sentBefore) && inv.Status != referral.StatusPending && s.acceptedAt(inv).IsZero() {
 			due = append(due, inv)
 		}
 	}

@@ -83,7 +83,7 @@ func (s *Store) Resend(ctx context.Context, r referral.Resend, lim referral.Limi
 	if !ok {
 		return referral.Invite{}, referral.ErrInviteNotFound
 	}
-	if err := storeimpl.Resendable(*inv, r); err != nil {
+	if err := storeimpl.Resendable(s.listed(inv), r); err != nil {
 		return referral.Invite{}, err
 	}
 	if wait, full := s.referrerFull(userKey{r.AppID, r.ReferrerID}, r.At, lim); full {

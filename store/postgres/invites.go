@@ -40,16 +40,27 @@ const replayWhere = `app_id = @app_id AND referrer_id = @referrer_id
 
 // reclaimSQL claims the earlier invite for a caller that delivers inline, if
 // it may be tried again (step 1a of RecordInvite; storeimpl.Retryable states
-// the same rule for the other stores), and returns it as updated. Under READ
-// COMMITTED an UPDATE that waits for a row checks its WHERE again on the row
-// it then sees, so a ClaimDue that takes a stranded invite first wins it.
-const reclaimSQL = `UPDATE referral_invites
-SET status = 'pending', attempts = attempts + 1, lease_until = @lease_until::timestamptz,
-	next_attempt_at = @created_at::timestamptz, updated_at = @created_at::timestamptz
-WHERE id = (SELECT id FROM referral_invites WHERE ` + replayWhere + ` ORDER BY created_at DESC LIMIT 1)
-	AND email_key = @email_key AND language = @language
-	AND (status = 'failed' OR (status = 'pending' AND (lease_until IS NULL OR lease_until <= @created_at)))
-RETURNING ` + storeimpl.InviteColumns
+// the same rule for the other stores), and returns it as updated; if the
+// app suppresses its address since, it suppresses it instead
+// (storeimpl.Reclaimed). Under READ COMMITTED an UPDATE that waits for a
+// row checks its WHERE again on the row it then sees, so a ClaimDue that
+// takes a stranded invite first wins it.
+var reclaimSQL = `WITH earlier AS (
+	SELECT e.id, (SELECT s.reason FROM referral_suppressions AS s
+		WHERE s.app_id = e.app_id AND s.address_hash = e.address_hash AND e.address_hash <> '') AS reason
+	FROM referral_invites AS e WHERE ` + replayWhere + ` ORDER BY created_at DESC LIMIT 1
+)
+UPDATE referral_invites AS i
+SET status = CASE WHEN earlier.reason IS NULL THEN 'pending' ELSE 'suppressed' END,
+	attempts = CASE WHEN earlier.reason IS NULL THEN i.attempts + 1 ELSE i.attempts END,
+	last_error = coalesce(earlier.reason, i.last_error),
+	lease_until = CASE WHEN earlier.reason IS NULL THEN @lease_until::timestamptz END,
+	next_attempt_at = CASE WHEN earlier.reason IS NULL THEN @created_at::timestamptz ELSE i.next_attempt_at END,
+	updated_at = @created_at::timestamptz
+FROM earlier
+WHERE i.id = earlier.id AND i.email_key = @email_key AND i.language = @language
+	AND (i.status = 'failed' OR (i.status = 'pending' AND (i.lease_until IS NULL OR i.lease_until <= @created_at)))
+RETURNING ` + prefixed("i.", storeimpl.InviteColumns)
 
 // recordSQL does RecordInvite's checks and, if the first three pass, the
 // insert, suppressed if the fourth says so. It returns the id of the
@@ -107,15 +118,22 @@ const windowFullSQL = `SELECT t AS created_at FROM (
 	ORDER BY t DESC LIMIT 1 OFFSET greatest(@max_per_referrer::integer - 1, 0)`
 
 // recipientReasonSQL is step 4 of RecordInvite, and Resend's: the
-// suppression's reason, else the recipient limit's (the MaxPerRecipient-th
-// invite of the address that is or may yet be sent, created or resent
-// after @recipient_since), else NULL.
+// suppression's reason, else the recipient limit's, else NULL. The limit
+// counts sends after @recipient_since: each invite of the address not
+// suppressed counts 1 if created after it, whatever became of it, and its
+// resends if it was last resent after it. Each invite it reads counts at
+// least 1, so MaxPerRecipient of them settle it; they are read through
+// referral_invites_by_recipient.
 const recipientReasonSQL = `coalesce(
 		(SELECT reason FROM referral_suppressions WHERE app_id = @app_id AND address_hash = @address_hash),
-		(SELECT text '` + referral.ReasonRecipientLimit + `' FROM referral_invites
-			WHERE @max_per_recipient::integer > 0 AND app_id = @app_id AND address_hash = @address_hash
-				AND status IN ('pending', 'sent') AND greatest(created_at, resent_at) > @recipient_since
-			LIMIT 1 OFFSET greatest(@max_per_recipient::integer - 1, 0)))`
+		(SELECT text '` + referral.ReasonRecipientLimit + `'
+			WHERE @max_per_recipient::integer > 0 AND @max_per_recipient::integer <= (
+				SELECT coalesce(sum((created_at > @recipient_since)::integer
+					+ CASE WHEN resent_at > @recipient_since THEN resends ELSE 0 END), 0)
+				FROM (SELECT created_at, resent_at, resends FROM referral_invites
+					WHERE app_id = @app_id AND address_hash = @address_hash AND status <> 'suppressed'
+						AND (created_at > @recipient_since OR (resends > 0 AND resent_at > @recipient_since))
+					LIMIT @max_per_recipient::integer) AS sends)))`
 
 // RecordInvite stores inv after the idempotency, limit, cooldown and
 // recipient checks of [referral.CodeStore], atomically with them, and

@@ -85,13 +85,13 @@ func (s *Store) Suppression(ctx context.Context, appID, addressHash string) (ref
 	return sup, true, nil
 }
 
-// InviteRecipient returns the app, address hash and language of invite id,
-// or an error matching [referral.ErrInviteNotFound]; see
+// InviteRecipient returns the app, address hash, address key and language
+// of invite id, or an error matching [referral.ErrInviteNotFound]; see
 // [referral.RecipientStore].
 func (s *Store) InviteRecipient(ctx context.Context, id string) (referral.Recipient, error) {
 	var r referral.Recipient
-	err := s.pool.QueryRow(ctx, `SELECT app_id, address_hash, language FROM referral_invites WHERE id = $1`, id).
-		Scan(&r.AppID, &r.AddressHash, &r.Language)
+	err := s.pool.QueryRow(ctx, `SELECT app_id, address_hash, email_key, language FROM referral_invites WHERE id = $1`, id).
+		Scan(&r.AppID, &r.AddressHash, &r.EmailKey, &r.Language)
 	if isNoRows(err) {
 		return referral.Recipient{}, referral.ErrInviteNotFound
 	}
@@ -101,33 +101,37 @@ func (s *Store) InviteRecipient(ctx context.Context, id string) (referral.Recipi
 	return r, nil
 }
 
-// eraseSQL erases the addresses of up to @max invites created before
-// @before that are final and not accepted, oldest first. "email_key <> ”"
-// skips those erased already and matches referral_invites_retained; the
-// acceptance is looked up in referral_redemptions_by_referrer. SKIP LOCKED:
-// concurrent calls erase different invites, and a row another call has
-// just erased is read again when locked, and dropped.
+// eraseSQL erases the addresses of up to @max invites last sent (created,
+// sent or resent) before @before that are final and not accepted, oldest
+// first. "email_key <> ”" skips those erased already and, with
+// "created_at < @before" (the last send is never before the creation),
+// matches referral_invites_retained; greatest ignores a NULL sent_at or
+// resent_at. The acceptance is looked up in
+// referral_redemptions_by_referrer. SKIP LOCKED: concurrent calls erase
+// different invites, and a row another call has just erased is read again
+// when locked, and dropped.
 const eraseSQL = `UPDATE referral_invites SET email = '', email_key = ''
 WHERE id IN (
 	SELECT id FROM referral_invites AS inv
-	WHERE email_key <> '' AND created_at < @before AND status <> 'pending' AND NOT EXISTS (
+	WHERE email_key <> '' AND created_at < @before AND greatest(created_at, sent_at, resent_at) < @before
+		AND status <> 'pending' AND NOT EXISTS (
 		SELECT FROM referral_redemptions AS r
 		WHERE r.app_id = inv.app_id AND r.referrer_id = inv.referrer_id AND r.email_key = inv.email_key)
 	ORDER BY created_at, id
 	LIMIT @max
 	FOR UPDATE SKIP LOCKED)`
 
-// EraseAddresses erases Email and EmailKey of up to max old, final,
-// unaccepted invites, oldest first, and returns how many; see
-// [referral.RecipientStore].
-func (s *Store) EraseAddresses(ctx context.Context, createdBefore time.Time, max int) (int, error) {
+// EraseAddresses erases Email and EmailKey of up to max final, unaccepted
+// invites last sent before sentBefore, oldest first, and returns how many;
+// see [referral.RecipientStore].
+func (s *Store) EraseAddresses(ctx context.Context, sentBefore time.Time, max int) (int, error) {
 	if max <= 0 {
 		return 0, nil
 	}
 	// Stored times are whole microseconds: one in the microsecond of
-	// createdBefore but not after it is before it.
-	before := stored(createdBefore)
-	if before.Before(createdBefore) {
+	// sentBefore but not after it is before it.
+	before := stored(sentBefore)
+	if before.Before(sentBefore) {
 		before = before.Add(time.Microsecond)
 	}
 	tag, err := s.pool.Exec(ctx, eraseSQL, pgx.NamedArgs{"before": before, "max": max})

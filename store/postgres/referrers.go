@@ -99,13 +99,14 @@ func (s *Store) Resend(ctx context.Context, r referral.Resend, lim referral.Limi
 				return err
 			}
 		}
-		inv, err := scanInvite(tx.QueryRow(ctx, `SELECT `+storeimpl.InviteColumns+` FROM referral_invites WHERE id = $1 FOR UPDATE`, r.ID))
+		li, err := scanListed(tx.QueryRow(ctx, `SELECT `+listedColumns+` FROM referral_invites AS inv WHERE id = $1 FOR UPDATE OF inv`, r.ID))
 		if err != nil {
 			return err
 		}
-		if err := storeimpl.Resendable(inv, r); err != nil {
+		if err := storeimpl.Resendable(li, r); err != nil {
 			return err
 		}
+		inv := li.Invite
 		args := pgx.NamedArgs{
 			"app_id":            r.AppID,
 			"referrer_id":       r.ReferrerID,

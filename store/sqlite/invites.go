@@ -60,12 +60,19 @@ func recordInvite(ctx context.Context, c *wconn, inv referral.Invite, lim referr
 		first, err := scanInvite(row)
 		switch {
 		case err == nil && storeimpl.Retryable(first, inv):
-			// The caller delivers it again: same row, one more attempt.
-			first = storeimpl.Reclaimed(first, inv)
+			// The caller delivers it again: same row, one more attempt;
+			// unless the address was suppressed since.
+			var reason string
+			err = c.QueryRowContext(ctx, `SELECT reason FROM referral_suppressions WHERE app_id = ? AND address_hash = ? AND address_hash <> ''`,
+				first.AppID, first.AddressHash).Scan(&reason)
+			if err != nil && !isNoRows(err) {
+				return referral.Invite{}, false, err
+			}
+			first = storeimpl.Reclaimed(first, inv, reason)
 			_, err = c.ExecContext(ctx, `UPDATE referral_invites
-				SET status = ?, attempts = ?, lease_until = ?, next_attempt_at = ?, updated_at = ?
+				SET status = ?, attempts = ?, last_error = ?, lease_until = ?, next_attempt_at = ?, updated_at = ?
 				WHERE id = ?`,
-				string(first.Status), first.Attempts, millis(first.LeaseUntil), millis(first.NextAttemptAt),
+				string(first.Status), first.Attempts, first.LastError, millis(first.LeaseUntil), millis(first.NextAttemptAt),
 				millis(first.UpdatedAt), first.ID)
 			return first, false, err
 		case err == nil:
@@ -148,23 +155,27 @@ func recipientReason(ctx context.Context, c *wconn, app, hash string, now time.T
 		return "", nil
 	}
 	var reason string
-	err := c.QueryRowContext(ctx, recipientSQL, app, hash, lim.MaxPerRecipient,
-		millis(now.Add(-lim.RecipientWindow)), max(lim.MaxPerRecipient-1, 0)).Scan(&reason)
+	err := c.QueryRowContext(ctx, recipientSQL, app, hash, max(lim.MaxPerRecipient, 0),
+		millis(now.Add(-lim.RecipientWindow))).Scan(&reason)
 	return reason, err
 }
 
 // recipientSQL is step 4 of RecordInvite: the reason to record the invite
 // of address ?2 in app ?1 suppressed, ” for none. The suppression's reason
-// comes first; then the recipient limit (?3 invites, off when not above 0),
-// which counts only invites that are or may yet be sent, created after ?4;
-// created or resent after ?4; ?5 is ?3-1, the offset of the oldest invite
-// that fills it.
+// comes first; then the recipient limit (?3 sends, off at 0), which counts
+// the sends after ?4: each invite of the address not suppressed counts 1
+// if created after ?4, whatever became of it, and its resends if it was
+// last resent after ?4. Each invite it reads counts at least 1, so ?3 of
+// them settle it. The invites are read through
+// referral_invites_by_recipient.
 const recipientSQL = `SELECT coalesce(
 	(SELECT reason FROM referral_suppressions WHERE app_id = ?1 AND address_hash = ?2),
-	(SELECT '` + referral.ReasonRecipientLimit + `' FROM referral_invites
-		WHERE ?3 > 0 AND app_id = ?1 AND address_hash = ?2 AND max(created_at, resent_at) > ?4
-			AND status IN ('pending', 'sent')
-		LIMIT 1 OFFSET ?5),
+	(SELECT '` + referral.ReasonRecipientLimit + `' WHERE ?3 > 0 AND ?3 <= (
+		SELECT coalesce(sum((created_at > ?4) + CASE WHEN resent_at > ?4 THEN resends ELSE 0 END), 0) FROM (
+			SELECT created_at, resent_at, resends FROM referral_invites
+			WHERE app_id = ?1 AND address_hash = ?2 AND status <> 'suppressed'
+				AND (created_at > ?4 OR (resends > 0 AND resent_at > ?4))
+			LIMIT ?3))),
 	'')`
 
 // UpdateDelivery records the outcome of a delivery attempt; see

@@ -86,13 +86,13 @@ func (s *Store) Suppression(ctx context.Context, appID, addressHash string) (ref
 	return sup, true, nil
 }
 
-// InviteRecipient returns the app, address hash and language of invite id,
-// or an error matching [referral.ErrInviteNotFound]; see
+// InviteRecipient returns the app, address hash, address key and language
+// of invite id, or an error matching [referral.ErrInviteNotFound]; see
 // [referral.RecipientStore].
 func (s *Store) InviteRecipient(ctx context.Context, id string) (referral.Recipient, error) {
 	var r referral.Recipient
-	err := s.db.QueryRowContext(ctx, `SELECT app_id, address_hash, language FROM referral_invites WHERE id = ?`, id).
-		Scan(&r.AppID, &r.AddressHash, &r.Language)
+	err := s.db.QueryRowContext(ctx, `SELECT app_id, address_hash, email_key, language FROM referral_invites WHERE id = ?`, id).
+		Scan(&r.AppID, &r.AddressHash, &r.EmailKey, &r.Language)
 	if isNoRows(err) {
 		return referral.Recipient{}, referral.ErrInviteNotFound
 	}
@@ -102,29 +102,32 @@ func (s *Store) InviteRecipient(ctx context.Context, id string) (referral.Recipi
 	return r, nil
 }
 
-// eraseSQL erases the addresses of up to ?2 invites created before ?1 that
-// are final and not accepted, oldest first. "email_key <> ”" skips those
-// erased already and lets SQLite use referral_invites_retained; the
-// acceptance is looked up in referral_redemptions_by_referrer.
+// eraseSQL erases the addresses of up to ?2 invites last sent (created,
+// sent or resent) before ?1 that are final and not accepted, oldest first.
+// "email_key <> ”" skips those erased already and, with "created_at <
+// ?1" (the last send is never before the creation), lets SQLite use
+// referral_invites_retained; the acceptance is looked up in
+// referral_redemptions_by_referrer. A zero time is the least of times.
 const eraseSQL = `UPDATE referral_invites SET email = '', email_key = ''
 WHERE id IN (
 	SELECT id FROM referral_invites AS inv
-	WHERE email_key <> '' AND created_at < ?1 AND status <> 'pending' AND NOT EXISTS (
+	WHERE email_key <> '' AND created_at < ?1 AND max(created_at, sent_at, resent_at) < ?1
+		AND status <> 'pending' AND NOT EXISTS (
 		SELECT 1 FROM referral_redemptions AS r
 		WHERE r.app_id = inv.app_id AND r.referrer_id = inv.referrer_id AND r.email_key = inv.email_key)
 	ORDER BY created_at, id LIMIT ?2)`
 
-// EraseAddresses erases Email and EmailKey of up to max old, final,
-// unaccepted invites, oldest first, and returns how many; see
-// [referral.RecipientStore].
-func (s *Store) EraseAddresses(ctx context.Context, createdBefore time.Time, max int) (int, error) {
+// EraseAddresses erases Email and EmailKey of up to max final, unaccepted
+// invites last sent before sentBefore, oldest first, and returns how many;
+// see [referral.RecipientStore].
+func (s *Store) EraseAddresses(ctx context.Context, sentBefore time.Time, max int) (int, error) {
 	if max <= 0 {
 		return 0, nil
 	}
 	// Stored times are whole milliseconds: one in the millisecond of
-	// createdBefore but not after it is before it.
-	before := millis(createdBefore)
-	if stored(createdBefore).Before(createdBefore) {
+	// sentBefore but not after it is before it.
+	before := millis(sentBefore)
+	if stored(sentBefore).Before(sentBefore) {
 		before++
 	}
 	var n int64

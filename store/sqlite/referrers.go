@@ -88,16 +88,17 @@ func (s *Store) Resend(ctx context.Context, r referral.Resend, lim referral.Limi
 	r.At, r.LeaseUntil = stored(r.At), stored(r.LeaseUntil)
 	var got referral.Invite
 	err := s.write(ctx, func(c *wconn) error {
-		inv, err := scanInvite(c.QueryRowContext(ctx, `SELECT `+storeimpl.InviteColumns+getSQL, r.ID, r.AppID, r.ReferrerID))
+		li, err := scanListed(c.QueryRowContext(ctx, `SELECT `+listedColumns+getSQL, r.ID, r.AppID, r.ReferrerID))
 		if isNoRows(err) {
 			return referral.ErrInviteNotFound
 		}
 		if err != nil {
 			return err
 		}
-		if err := storeimpl.Resendable(inv, r); err != nil {
+		if err := storeimpl.Resendable(li, r); err != nil {
 			return err
 		}
+		inv := li.Invite
 		if wait, full, err := referrerFull(ctx, c, r.AppID, r.ReferrerID, r.At, lim); err != nil || full {
 			if full {
 				err = &referral.LimitError{RetryAfter: wait}

@@ -42,9 +42,17 @@
 //     invites it marks. Invites without an AddressHash are never
 //     suppressed or counted for the recipient limit.
 //   - Revoked invites hold no cooldown; the referrer limit counts invites
-//     created and invites resent (ResentAt) within Window, the recipient
-//     limit invites created or resent within RecipientWindow, the one
-//     resent included when it is sent and in the window.
+//     created and invites resent (ResentAt) within Window. The recipient
+//     limit counts sends within RecipientWindow, in RecordInvite and in
+//     Resend alike: every invite not suppressed (failed and revoked ones
+//     too) counts 1 if created within it and its Resends if its ResentAt
+//     is, the invite being resent included.
+//   - An inline retry (step 1a) of an invite whose address was suppressed
+//     since is not claimed: it becomes suppressed with the suppression's
+//     reason and no lease, Attempts and NextAttemptAt kept and UpdatedAt
+//     the retry's CreatedAt, and is answered with replayed=false.
+//   - Resend refuses an accepted invite (ErrInviteAccepted) whatever its
+//     status, and one whose address was erased (ErrNotResendable).
 //   - Resend's ResendAfter counts from the invite's last send: the latest
 //     of CreatedAt, SentAt and ResentAt. A resend the recipient check
 //     suppresses keeps Attempts as the lease made them and has no lease.
@@ -53,7 +61,9 @@
 //     its EmailKey is kept.
 //   - EraseAddresses erases an address once: invites erased already are
 //     not counted again, so a caller can repeat it until it returns less
-//     than max. max <= 0 erases nothing.
+//     than max. max <= 0 erases nothing. Its window counts from the last
+//     send: an invite created long ago but sent or resent at or after
+//     sentBefore is kept.
 //
 // Subtests run in parallel, so newStore must be safe to call from several
 // goroutines.

@@ -37,6 +37,7 @@ func RunRecipients(t *testing.T, newStore func(t *testing.T) Recipients) {
 		{"Suppress/RecordInvite", testSuppressedInvite},
 		{"Suppress/MarksPending", testSuppressMarksPending},
 		{"Suppress/FirstReasonKept", testSuppressFirstReasonKept},
+		{"Suppress/InlineRetry", testSuppressInlineRetry},
 		{"RecipientLimit", testRecipientLimit},
 		{"RecipientLimit/CountsForReferrer", testSuppressedCountForReferrer},
 		{"Secret", testSecret},
@@ -209,22 +210,23 @@ func testRecipientLimit(t *testing.T, s Recipients) {
 	for range 3 { // another app's invites of the address do not count
 		record(t, s, ann(otherApp, 0), lim)
 	}
-	failed := ann(app, 0) // failed ones do not count
+	// Sends count, whatever became of them: failed, sent and pending.
+	failed := ann(app, 0)
 	failed.Status = referral.StatusFailed
 	record(t, s, failed, lim)
-	sent := ann(app, time.Minute) // sent ones do
+	sent := ann(app, time.Minute)
 	sent.Attempts = 1
 	record(t, s, sent, lim)
 	require.NoError(t, s.UpdateDelivery(ctx, sent.ID, referral.Delivery{Attempt: 1, Status: referral.StatusSent, At: t0.Add(time.Minute)}))
 	record(t, s, ann(app, 2*time.Minute), lim)
-	record(t, s, ann(app, 3*time.Minute), lim)
 
+	recordSuppressed(t, s, ann(app, 3*time.Minute), lim, referral.ReasonRecipientLimit)
 	recordSuppressed(t, s, ann(app, 4*time.Minute), lim, referral.ReasonRecipientLimit)
-	recordSuppressed(t, s, ann(app, 5*time.Minute), lim, referral.ReasonRecipientLimit)
-	// The window is exclusive at its start: the sent invite counts until
+	// The window is exclusive at its start: the failed invite counts until
 	// exactly RecipientWindow later; the suppressed ones never count.
-	recordSuppressed(t, s, ann(app, time.Minute+30*day-time.Millisecond), lim, referral.ReasonRecipientLimit)
-	record(t, s, ann(app, time.Minute+30*day), lim)
+	recordSuppressed(t, s, ann(app, 30*day-time.Millisecond), lim, referral.ReasonRecipientLimit)
+	record(t, s, ann(app, 30*day), lim)
+	recordSuppressed(t, s, ann(app, 30*day), lim, referral.ReasonRecipientLimit)
 
 	// Other addresses, invites without an AddressHash, and no limit.
 	record(t, s, addressed(app, uuid.NewString(), "bob@example.com", t0.Add(5*time.Minute)), lim)
@@ -232,6 +234,31 @@ func testRecipientLimit(t *testing.T, s Recipients) {
 		record(t, s, newInvite(app, uuid.NewString(), "ann@example.com", t0.Add(6*time.Minute)), lim)
 	}
 	record(t, s, ann(app, 6*time.Minute), referral.Limits{})
+}
+
+// testSuppressInlineRetry: an inline retry of a failed invite whose
+// address was suppressed since is not claimed but suppressed, and
+// answered so.
+func testSuppressInlineRetry(t *testing.T, s Recipients) {
+	ctx := t.Context()
+	earlier := addressed(uuid.NewString(), uuid.NewString(), "ann@example.com", t0)
+	earlier.Status, earlier.Attempts, earlier.LastError = referral.StatusFailed, 1, "421 try later"
+	earlier = record(t, s, earlier, retryLimits)
+	require.NoError(t, s.Suppress(ctx, referral.Suppression{
+		AppID: earlier.AppID, AddressHash: earlier.AddressHash, Reason: referral.ReasonUnsubscribed, CreatedAt: t0.Add(time.Minute),
+	}))
+
+	retry := inlineRetry(earlier, t0.Add(time.Hour))
+	retry.AddressHash = earlier.AddressHash
+	got, replayed, err := s.RecordInvite(ctx, retry, retryLimits)
+	require.NoError(t, err)
+	assert.False(t, replayed, "the caller is told, not replayed")
+	want := earlier
+	want.Status, want.LastError, want.LeaseUntil = referral.StatusSuppressed, referral.ReasonUnsubscribed, time.Time{}
+	want.UpdatedAt = retry.CreatedAt
+	assertInvite(t, want, got)
+	assertInvite(t, want, get(t, s, earlier))
+	assert.Empty(t, pendingIDs(t, s), "a suppressed retry is never claimed")
 }
 
 func testSuppressedCountForReferrer(t *testing.T, s Recipients) {
@@ -290,7 +317,14 @@ func testInviteRecipient(t *testing.T, s Recipients) {
 	record(t, s, inv, recipientLimits)
 	r, err := s.InviteRecipient(ctx, inv.ID)
 	require.NoError(t, err)
-	assert.Equal(t, referral.Recipient{AppID: inv.AppID, AddressHash: inv.AddressHash, Language: "de"}, r)
+	assert.Equal(t, referral.Recipient{AppID: inv.AppID, AddressHash: inv.AddressHash, EmailKey: "ann@example.com", Language: "de"}, r)
+
+	// An invite recorded before address hashes: the key makes the hash.
+	legacy := newInvite(uuid.NewString(), uuid.NewString(), "Bob@example.com", t0)
+	record(t, s, legacy, referral.Limits{})
+	r, err = s.InviteRecipient(ctx, legacy.ID)
+	require.NoError(t, err)
+	assert.Equal(t, referral.Recipient{AppID: legacy.AppID, EmailKey: "bob@example.com", Language: "en"}, r)
 
 	_, err = s.InviteRecipient(ctx, uuid.Must(uuid.NewV7()).String())
 	assert.ErrorIs(t, err, referral.ErrInviteNotFound)
@@ -300,9 +334,13 @@ func testEraseAddresses(t *testing.T, s Recipients) {
 	ctx := t.Context()
 	app, ref := uuid.NewString(), uuid.NewString()
 	cutoff := t0.Add(180 * day)
-	at := func(email string, d time.Duration, status referral.Status) referral.Invite {
+	// at records an invite created d after t0, sent or resent as mod says.
+	at := func(email string, d time.Duration, status referral.Status, mod ...func(*referral.Invite)) referral.Invite {
 		inv := addressed(app, ref, email, t0.Add(d))
 		inv.Status = status
+		for _, m := range mod {
+			m(&inv)
+		}
 		return record(t, s, inv, referral.Limits{})
 	}
 	// Old and final, oldest first: erased.
@@ -313,11 +351,22 @@ func testEraseAddresses(t *testing.T, s Recipients) {
 	elsewhere := at("elsewhere@example.com", 3*time.Minute, referral.StatusSent)
 	redeem(t, s, newRedemption(app, uuid.NewString(), "BBBBBBBBBB", uuid.NewString(), elsewhere.EmailKey, t0.Add(day)))
 	redeem(t, s, newRedemption(uuid.NewString(), ref, "CCCCCCCCCC", uuid.NewString(), elsewhere.EmailKey, t0.Add(day)))
-	// Kept: accepted, pending, and not created before the cutoff.
+	// Kept: accepted, pending, and not sent before the cutoff.
 	accepted := at("accepted@example.com", 4*time.Minute, referral.StatusSent)
 	redeem(t, s, newRedemption(app, ref, "AAAAAAAAAA", uuid.NewString(), accepted.EmailKey, t0.Add(day)))
 	pending := at("pending@example.com", 5*time.Minute, referral.StatusPending)
 	recent := at("recent@example.com", 180*day, referral.StatusSent)
+	// Created long ago but sent or resent since: the last send counts.
+	resentLate := at("resent-late@example.com", 6*time.Minute, referral.StatusSent, func(inv *referral.Invite) {
+		inv.SentAt, inv.Resends, inv.ResentAt = t0.Add(6*time.Minute), 1, cutoff
+	})
+	sentLate := at("sent-late@example.com", 7*time.Minute, referral.StatusSent, func(inv *referral.Invite) {
+		inv.Resends, inv.ResentAt, inv.SentAt = 1, cutoff.Add(-time.Hour), cutoff.Add(time.Millisecond)
+	})
+	// Resent, but before the cutoff: erased.
+	resentEarly := at("resent-early@example.com", 8*time.Minute, referral.StatusFailed, func(inv *referral.Invite) {
+		inv.Resends, inv.ResentAt = 2, cutoff.Add(-time.Millisecond)
+	})
 
 	erased := func(inv referral.Invite) referral.Invite {
 		inv.Email, inv.EmailKey = "", ""
@@ -336,14 +385,15 @@ func testEraseAddresses(t *testing.T, s Recipients) {
 
 	n, err = s.EraseAddresses(ctx, cutoff, 10)
 	require.NoError(t, err)
-	assert.Equal(t, 2, n)
+	assert.Equal(t, 3, n)
 	assertInvite(t, erased(suppressed), get(t, s, suppressed))
 	assertInvite(t, erased(elsewhere), get(t, s, elsewhere))
+	assertInvite(t, erased(resentEarly), get(t, s, resentEarly))
 	n, err = s.EraseAddresses(ctx, cutoff, 10)
 	require.NoError(t, err)
 	assert.Zero(t, n, "erased addresses are not counted again")
 
-	for _, inv := range []referral.Invite{accepted, pending, recent} {
+	for _, inv := range []referral.Invite{accepted, pending, recent, resentLate, sentLate} {
 		assertInvite(t, inv, get(t, s, inv))
 	}
 }

@@ -38,9 +38,11 @@ func RunReferrers(t *testing.T, newStore func(t *testing.T) Referrers) {
 		{"ListInvites/AcceptedAt", testListAccepted},
 		{"GetInvite", testGetInvite},
 		{"Resend/States", testResendStates},
+		{"Resend/AcceptedOrErased", testResendAcceptedOrErased},
 		{"Resend/MaxResendsAndResendAfter", testResendTiming},
 		{"Resend/ReferrerLimit", testResendReferrerLimit},
 		{"Resend/Recipient", testResendRecipient},
+		{"RecipientLimit/CountsSends", testRecipientLimitSends},
 		{"Resend/Lease", testResendLease},
 		{"Revoke", testRevoke},
 		{"Revoke/Claimed", testRevokeClaimed},
@@ -404,6 +406,88 @@ func testResendStates(t *testing.T, s Referrers) {
 	due, err := s.ClaimDue(ctx, at, time.Minute, 100)
 	require.NoError(t, err)
 	assert.ElementsMatch(t, []string{pending.ID, sent.ID, failed.ID}, idsOfInvites(due), "resent invites are due")
+}
+
+func testResendAcceptedOrErased(t *testing.T, s Referrers) {
+	ctx := t.Context()
+	app, ref := uuid.NewString(), uuid.NewString()
+	// Accepted: refused before its state is looked at, and unchanged.
+	ann := sentInvite(t, s, newInvite(app, ref, "ann@example.com", t0), t0)
+	bob := record(t, s, newInvite(app, ref, "bob@example.com", t0), referral.Limits{})
+	for _, email := range []string{"ann@example.com", "bob@example.com"} {
+		redeem(t, s, newRedemption(app, ref, "AAAAAAAAAA", uuid.NewString(), email, t0.Add(time.Hour)))
+	}
+	for _, inv := range []referral.Invite{ann, bob} {
+		before := getInvite(t, s, inv)
+		_, err := s.Resend(ctx, resendOf(inv, t0.Add(day)), referral.Limits{})
+		assert.ErrorIs(t, err, referral.ErrInviteAccepted, "a %s invite", before.Status)
+		assert.Equal(t, before, getInvite(t, s, inv), "unchanged")
+	}
+	// Accepted with another referrer's code: not this referrer's to hold
+	// back.
+	carl := sentInvite(t, s, newInvite(app, ref, "carl@example.com", t0), t0)
+	redeem(t, s, newRedemption(app, uuid.NewString(), "BBBBBBBBBB", uuid.NewString(), "carl@example.com", t0.Add(time.Hour)))
+	_, err := s.Resend(ctx, resendOf(carl, t0.Add(day)), referral.Limits{})
+	require.NoError(t, err)
+
+	// Erased by retention: nothing to send it to.
+	dora := sentInvite(t, s, newInvite(app, ref, "dora@example.com", t0), t0)
+	n, err := s.EraseAddresses(ctx, t0.Add(time.Hour), 10)
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "only dora's address is erased")
+	before := getInvite(t, s, dora)
+	require.Empty(t, before.Email)
+	_, err = s.Resend(ctx, resendOf(dora, t0.Add(day)), referral.Limits{})
+	assert.ErrorIs(t, err, referral.ErrNotResendable)
+	assert.Equal(t, before, getInvite(t, s, dora), "unchanged")
+}
+
+// testRecipientLimitSends: the recipient limit counts sends, in
+// RecordInvite and in Resend: a revoked invite still went out, and each
+// resend is one more.
+func testRecipientLimitSends(t *testing.T, s Referrers) {
+	ctx := t.Context()
+	app, ref := uuid.NewString(), uuid.NewString()
+
+	// Invite, revoke, invite again: the revoke frees the cooldown, not the
+	// recipient's share.
+	lim := referral.Limits{Cooldown: time.Hour, MaxPerRecipient: 3, RecipientWindow: 30 * day}
+	for i := range 3 {
+		at := t0.Add(time.Duration(i) * time.Minute)
+		inv := record(t, s, addressed(app, ref, "ann@example.com", at), lim)
+		require.NoError(t, s.Revoke(ctx, app, ref, inv.ID, at.Add(time.Second)))
+	}
+	recordSuppressed(t, s, addressed(app, ref, "ann@example.com", t0.Add(3*time.Minute)), lim, referral.ReasonRecipientLimit)
+
+	// One invite resent twice is three sends; one more invite is the
+	// fourth.
+	lim4 := referral.Limits{MaxPerRecipient: 4, RecipientWindow: 30 * day}
+	bob := sentInvite(t, s, addressed(app, uuid.NewString(), "bob@example.com", t0), t0)
+	for i := 1; i <= 2; i++ {
+		at := t0.Add(time.Duration(i) * day)
+		got, err := s.Resend(ctx, resendOf(bob, at), lim4)
+		require.NoError(t, err)
+		require.Equal(t, referral.StatusPending, got.Status, "resend %d", i)
+		bob = deliver(t, s, got, referral.StatusSent, at.Add(time.Minute))
+	}
+	record(t, s, addressed(app, uuid.NewString(), "bob@example.com", t0.Add(3*day)), lim4)
+	recordSuppressed(t, s, addressed(app, uuid.NewString(), "bob@example.com", t0.Add(3*day)), lim4, referral.ReasonRecipientLimit)
+
+	// Resend counts alike: carl's revoked invite, and the one resent.
+	lim3 := referral.Limits{MaxPerRecipient: 3, RecipientWindow: 30 * day}
+	ref2 := uuid.NewString()
+	revoked := sentInvite(t, s, addressed(app, ref2, "carl@example.com", t0), t0)
+	require.NoError(t, s.Revoke(ctx, app, ref2, revoked.ID, t0.Add(time.Minute)))
+	carl := sentInvite(t, s, addressed(app, uuid.NewString(), "carl@example.com", t0.Add(time.Minute)), t0.Add(time.Minute))
+	got, err := s.Resend(ctx, resendOf(carl, t0.Add(day)), lim3)
+	require.NoError(t, err)
+	require.Equal(t, referral.StatusPending, got.Status, "the second send")
+	carl = deliver(t, s, got, referral.StatusSent, t0.Add(day+time.Minute))
+	got, err = s.Resend(ctx, resendOf(carl, t0.Add(2*day)), lim3)
+	require.NoError(t, err)
+	want := resent(carl, t0.Add(2*day))
+	want.Status, want.LastError = referral.StatusSuppressed, referral.ReasonRecipientLimit
+	assertInvite(t, want, got)
 }
 
 func idsOfInvites(invs []referral.Invite) []string {

@@ -69,13 +69,18 @@ func Retryable(earlier, inv referral.Invite) bool {
 
 // Reclaimed returns earlier as RecordInvite claims it for the caller of
 // inv in step 1a: pending, one more attempt, inv's lease, due and updated
-// at inv.CreatedAt, its last error kept.
-func Reclaimed(earlier, inv referral.Invite) referral.Invite {
+// at inv.CreatedAt, its last error kept. If reason is not "" (the app
+// suppresses the address since), it is not claimed but suppressed for
+// reason, updated at inv.CreatedAt.
+func Reclaimed(earlier, inv referral.Invite, reason string) referral.Invite {
+	earlier.UpdatedAt = inv.CreatedAt.UTC()
+	if reason != "" {
+		return Suppressed(earlier, reason)
+	}
 	earlier.Status = referral.StatusPending
 	earlier.Attempts++
 	earlier.LeaseUntil = inv.LeaseUntil.UTC()
 	earlier.NextAttemptAt = inv.CreatedAt.UTC()
-	earlier.UpdatedAt = inv.CreatedAt.UTC()
 	return earlier
 }
 
@@ -114,11 +119,17 @@ func (e extraScan) Scan(dest ...any) error { return e.row.Scan(append(dest, e.ex
 const AcceptedSQL = `(SELECT min(r.created_at) FROM referral_redemptions AS r
 	WHERE r.app_id = inv.app_id AND r.referrer_id = inv.referrer_id AND r.email_key = inv.email_key AND inv.email_key <> '')`
 
-// Resendable checks the state checks of ReferrerStore.Resend on inv, the
-// invite as stored, for r: ErrNotResendable, or a *LimitError for
-// MaxResends (RetryAfter zero) and ResendAfter (RetryAfter until allowed).
-func Resendable(inv referral.Invite, r referral.Resend) error {
-	if inv.Status != referral.StatusSent && inv.Status != referral.StatusFailed {
+// Resendable checks the state checks of ReferrerStore.Resend on li, the
+// invite as stored and listed, for r, in the contract's order:
+// ErrInviteAccepted, ErrNotResendable (not sent nor failed, or its address
+// erased), or a *LimitError for MaxResends (RetryAfter zero) and
+// ResendAfter (RetryAfter until allowed).
+func Resendable(li referral.ListedInvite, r referral.Resend) error {
+	inv := li.Invite
+	if !li.AcceptedAt.IsZero() {
+		return referral.ErrInviteAccepted
+	}
+	if (inv.Status != referral.StatusSent && inv.Status != referral.StatusFailed) || inv.Email == "" {
 		return referral.ErrNotResendable
 	}
 	if inv.Resends >= r.MaxResends {
