@@ -79,12 +79,10 @@ type ReferrerStore interface {
 	// resend would be allowed, zero if never); the referrer limit of lim,
 	// counting invites created and invites resent (ResentAt) within
 	// lim.Window (a *LimitError). Then, as RecordInvite's step 4, if the
-	// address is suppressed or has its lim.MaxPerRecipient sends within
-	// lim.RecipientWindow (created or resent, pending or sent, any
-	// referrer), the invite becomes suppressed with the reason in
-	// LastError; otherwise pending, due at r.At, LastError kept (the
-	// invite itself counts towards its address's limit if it is sent and
-	// within the window). Either way Resends+1, ResentAt r.At, UpdatedAt r.At, and a lease as
+	// address is suppressed or has had its lim.MaxPerRecipient sends
+	// within lim.RecipientWindow (counted as step 4 counts them, this
+	// invite included), the invite becomes suppressed with the reason in
+	// LastError; otherwise pending, due at r.At, LastError kept. Either way Resends+1, ResentAt r.At, UpdatedAt r.At, and a lease as
 	// r.LeaseUntil says. The invite is returned as updated.
 	Resend(ctx context.Context, r Resend, lim Limits) (Invite, error)
 
@@ -227,8 +225,9 @@ func (h *Handler) Invites(ctx context.Context, appID, userID, cursor string, lim
 // ErrReferrersUnsupported: Config.Referrers is not set.
 var ErrReferrersUnsupported = errors.New("referral: Config.Referrers is not set")
 
-// Referral returns user userID's code (made now if they have none), share
-// link and counts. It needs Config.Redemptions for the counts.
+// Referral returns user userID's code (made now if they have none, also
+// for read-only credentials: a code is not a change a user can see),
+// share link and counts. It needs Config.Redemptions for the counts.
 func (h *Handler) Referral(ctx context.Context, appID, userID string) (ReferralInfo, error) {
 	code, err := h.Code(ctx, appID, userID)
 	if err != nil {
@@ -242,8 +241,8 @@ func (h *Handler) Referral(ctx context.Context, appID, userID string) (ReferralI
 }
 
 // ResendInvite delivers invite inviteID of user userID again, inline or
-// queued as configured: only a sent, failed or expired one
-// (ErrNotResendable), at most Config.MaxResends times and not within
+// queued as configured: only a sent, failed or expired one whose address
+// is kept (ErrNotResendable; an accepted one ErrInviteAccepted), at most Config.MaxResends times and not within
 // Config.ResendAfter of its last send (a *LimitError), within the
 // referrer's and the recipient's limits. An unknown invite, or another
 // user's, is ErrInviteNotFound. With inline delivery a failed send is
@@ -466,7 +465,7 @@ func (q *request) refused(err error) bool {
 	case errors.Is(err, ErrNotResendable):
 		q.fail(http.StatusConflict, "only a sent, failed or expired invite can be resent", nil)
 	case errors.Is(err, ErrInviteAccepted):
-		q.fail(http.StatusConflict, "an accepted invite cannot be revoked", nil)
+		q.fail(http.StatusConflict, "this invite was accepted: it can be neither resent nor revoked", nil)
 	case errors.Is(err, ErrResendsUsed):
 		q.fail(http.StatusConflict, "this invite was already resent the most times allowed", nil)
 	case errors.As(err, &le):

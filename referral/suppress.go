@@ -82,11 +82,12 @@ type RecipientStore interface {
 // recipient's mail server. A failure to record that is logged: the
 // delivery's own outcome matters more.
 func (h *Handler) bounced(ctx context.Context, inv Invite, sendErr error) {
-	if inv.AddressHash == "" || !errors.Is(sendErr, mail.ErrRecipientRefused) {
+	hash := h.hashOf(inv.AddressHash, inv.EmailKey)
+	if hash == "" || !errors.Is(sendErr, mail.ErrRecipientRefused) {
 		return
 	}
 	err := h.cfg.Recipients.Suppress(context.WithoutCancel(ctx), Suppression{
-		AppID: inv.AppID, AddressHash: inv.AddressHash, Reason: ReasonBounced, CreatedAt: h.cfg.Now().UTC(),
+		AppID: inv.AppID, AddressHash: hash, Reason: ReasonBounced, CreatedAt: h.cfg.Now().UTC(),
 	})
 	if err != nil {
 		h.cfg.Logger.LogAttrs(ctx, slog.LevelError, "referral: suppressing a bounced address failed",
@@ -151,7 +152,7 @@ func (h *Handler) EraseExpiredAddresses(ctx context.Context) (int, error) {
 	if h.cfg.RetainAddresses < 0 {
 		return 0, nil
 	}
-	before := h.cfg.Now().UTC().Add(-h.cfg.RetainAddresses)
+	before := h.cfg.Now().UTC().Add(-h.cfg.RetainAddresses) // since the last send
 	total := 0
 	for {
 		n, err := h.cfg.Recipients.EraseAddresses(ctx, before, eraseBatch)

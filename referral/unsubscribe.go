@@ -45,6 +45,15 @@ func (h *Handler) addressHash(emailKey string) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
+// hashOf is an invite's AddressHash, or for one recorded before address
+// hashes, the hash of its EmailKey ("" if that was erased too).
+func (h *Handler) hashOf(hash, emailKey string) string {
+	if hash == "" && emailKey != "" {
+		return h.addressHash(emailKey)
+	}
+	return hash
+}
+
 // An unsubscribe token is the invite's id and a MAC of it, 16 bytes each,
 // in unpadded base64url: 43 characters that name the invite (and so the
 // app and the address) without showing either, and that cannot be forged
@@ -128,6 +137,11 @@ func (q *request) unsubscribe() {
 		q.page(http.StatusInternalServerError, "", pageError, errInternal, err)
 		return
 	}
+	hash := h.hashOf(rcpt.AddressHash, rcpt.EmailKey)
+	if hash == "" { // recorded before address hashes, and since erased
+		q.page(http.StatusNotFound, "", pageNotFound, errUnsubscribeNotFound, nil)
+		return
+	}
 	if r.Method != http.MethodPost {
 		q.page(http.StatusOK, rcpt.Language, pageConfirm, "POST List-Unsubscribe=One-Click to this URL to unsubscribe.", nil)
 		return
@@ -137,7 +151,7 @@ func (q *request) unsubscribe() {
 		return
 	}
 	err = h.cfg.Recipients.Suppress(r.Context(), Suppression{
-		AppID: rcpt.AppID, AddressHash: rcpt.AddressHash, Reason: ReasonUnsubscribed, CreatedAt: h.cfg.Now().UTC(),
+		AppID: rcpt.AppID, AddressHash: hash, Reason: ReasonUnsubscribed, CreatedAt: h.cfg.Now().UTC(),
 	})
 	if err != nil {
 		q.page(http.StatusInternalServerError, rcpt.Language, pageError, errInternal, err)

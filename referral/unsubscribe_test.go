@@ -339,3 +339,24 @@ func TestEveryLanguageCarriesUnsubscribe(t *testing.T) {
 		assert.Contains(t, m.HTML, m.UnsubscribeURL, lang)
 	}
 }
+
+// An invite recorded before address hashes existed (AddressHash "") is
+// still unsubscribed by its link: the hash is made from its EmailKey.
+func TestUnsubscribeInviteWithoutHash(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(c *referral.Config) { c.Delivery = referral.Queued })
+	now := f.Now().UTC()
+	old := referral.Invite{ID: "01890000-0000-7000-8000-0000000000aa", AppID: appID, ReferrerID: userID,
+		Email: "legacy@example.com", EmailKey: "legacy@example.com", Language: "en", Code: "ABCDEFGHJK",
+		Status: referral.StatusPending, NextAttemptAt: now, CreatedAt: now, UpdatedAt: now}
+	_, _, err := f.store.RecordInvite(context.Background(), old, referral.Limits{})
+	require.NoError(t, err)
+	_, err = f.h.DeliverDue(context.Background())
+	require.NoError(t, err)
+	token := unsubscribeToken(t, f)
+	require.Equal(t, 200, f.unsubscribe(http.MethodPost, token, oneClick).Code)
+	s, found, err := f.h.Suppressed(context.Background(), appID, "legacy@example.com")
+	require.NoError(t, err)
+	require.True(t, found, "suppressed by the hash of its address")
+	assert.Equal(t, referral.ReasonUnsubscribed, s.Reason)
+}
