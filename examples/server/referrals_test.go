@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -62,7 +65,7 @@ func TestReferrerPageHeaders(t *testing.T) {
 }
 
 // TestReferrerPageInBrowser opens the referrer page in headless Chromium
-// as a signed-in user would, on a phone-sized screen: the share link shows
+// (driven by chromedp) as a signed-in user would, on a phone-sized screen: the share link shows
 // and the token leaves the address bar; an invite typed into the form and
 // sent with Enter appears as sent; Resend within 24 h shows the server's
 // 429 text; Revoke (a mouse click) makes it revoked and takes its buttons
@@ -82,7 +85,8 @@ func TestReferrerPageInBrowser(t *testing.T) {
 	token := strings.TrimSpace(string(out))
 
 	tab := newTab(t, chromium)
-	tab.Viewport(360, 640, true)
+	// A phone: mobile, so that the viewport meta tag applies.
+	tab.Do(chromedp.EmulateViewport(360, 640, chromedp.EmulateMobile, chromedp.EmulatePortrait))
 	tab.Navigate(s.url + "/referrals#token=" + token)
 	tab.WaitFor(`document.getElementById("link").value !== ""`)
 	assert.Regexp(t, `^http://localhost:8080/signup\?ref=[0-9A-Z]{10}$`, tab.String(`document.getElementById("link").value`))
@@ -90,9 +94,7 @@ func TestReferrerPageInBrowser(t *testing.T) {
 	assert.Equal(t, s.url+"/referrals", href, "the token is gone from the address bar")
 	assert.NotContains(t, href, token)
 	assert.Equal(t, "No invites yet.", tab.String(`document.getElementById("none").hidden ? "" : document.getElementById("none").textContent`))
-	var labelled bool
-	tab.Eval(`[...document.querySelectorAll("input, select")].every(el => el.labels.length > 0)`, &labelled)
-	assert.True(t, labelled, "every input has a label")
+	assert.True(t, evaluate[bool](tab, `[...document.querySelectorAll("input, select")].every(el => el.labels.length > 0)`), "every input has a label")
 
 	tab.Click(`document.getElementById("copy")`)
 	tab.WaitFor(`document.getElementById("status").textContent !== ""`)
@@ -101,9 +103,11 @@ func TestReferrerPageInBrowser(t *testing.T) {
 
 	// The keyboard: type the address, choose a language, press Enter.
 	const friend = "a-rather-long-address-for-a-small-screen@example.com"
-	tab.Eval(`document.getElementById("language").value = "de"`, nil)
-	tab.Type(`document.getElementById("email")`, friend)
-	tab.PressEnter()
+	tab.Do(
+		chromedp.SetValue(chromedp.ID("language"), "de"),
+		chromedp.SendKeys(chromedp.ID("email"), friend),
+		chromedp.SendKeys(chromedp.ID("email"), kb.Enter),
+	)
 	row := `[...document.querySelectorAll("#invites li")].find(li => li.querySelector(".email").textContent === ` + jsString(friend) + `)`
 	tab.WaitFor(row + `?.dataset.status === "sent"`)
 	assert.Equal(t, "Sent", tab.String(row+`.querySelector(".status").textContent`))
@@ -121,15 +125,12 @@ func TestReferrerPageInBrowser(t *testing.T) {
 	tab.Click(row + `.querySelector('[data-action="revoke"]')`)
 	tab.WaitFor(row + `?.dataset.status === "revoked"`)
 	assert.Equal(t, "Revoked", tab.String(row+`.querySelector(".status").textContent`))
-	var hidden bool
-	tab.Eval(row+`.querySelector('[data-action="revoke"]').hidden && `+row+`.querySelector('[data-action="resend"]').hidden`, &hidden)
-	assert.True(t, hidden, "a revoked invite can be neither revoked nor resent")
+	assert.True(t, evaluate[bool](tab, row+`.querySelector('[data-action="revoke"]').hidden && `+row+`.querySelector('[data-action="resend"]').hidden`),
+		"a revoked invite can be neither revoked nor resent")
 	assert.Equal(t, friend+": Invite revoked.", tab.String(`document.getElementById("status").textContent`))
 	assert.Equal(t, "invites-heading", tab.String(`document.activeElement.id`), "the focus stays in the list, not lost to the body")
 
-	var width int
-	tab.Eval(`document.documentElement.scrollWidth`, &width)
-	assert.LessOrEqual(t, width, 360, "no horizontal scrolling on a 360 px screen")
+	assert.LessOrEqual(t, evaluate[int](tab, `document.documentElement.scrollWidth`), 360, "no horizontal scrolling on a 360 px screen")
 
 	// More than a page: 20 more invites, then the page again (the token
 	// comes in the fragment each time).
@@ -159,4 +160,10 @@ func TestReferrerPageInBrowser(t *testing.T) {
 
 	assert.Empty(t, tab.Problems(), "console errors, exceptions or CSP violations")
 	s.stop(t)
+}
+
+// jsString quotes s for JavaScript source.
+func jsString(s string) string {
+	b, _ := json.Marshal(s) // escapes U+2028 and U+2029 too
+	return string(b)
 }
