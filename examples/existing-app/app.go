@@ -72,6 +72,7 @@ func newApp(ctx context.Context, cfg config) (*app, error) {
 		UserIDs:     referral.OpaqueIDs, // users.id is an INTEGER
 		Store:       store,
 		Redemptions: store,
+		Referrers:   store, // the referrer's side: list, code, resend, revoke
 		// The same database keeps the suppression list; the emails' links
 		// lead to the unsubscribe route mounted below.
 		Recipients:     store,
@@ -89,7 +90,10 @@ func newApp(ctx context.Context, cfg config) (*app, error) {
 	}
 
 	mux := http.NewServeMux()
-	mux.Handle(referral.Pattern, a.referrals)
+	mux.Handle(referral.Pattern, a.referrals)                            // POST: send an invite; GET: the user's invites
+	mux.Handle(referral.ReferralCodePattern, a.referrals.ReferralCode()) // GET: the user's code, share link and counts
+	mux.Handle(referral.InvitePattern, a.referrals.Invite())             // DELETE: revoke an invite
+	mux.Handle(referral.ResendPattern, a.referrals.Resend())             // POST: send an invite again
 	// No session here: the link's token is the credential. A mail
 	// provider's one-click POST carries no Origin, so the cross-origin
 	// check below lets it through, as it does the page's own button.

@@ -27,6 +27,9 @@
 //   - The people invited: every email carries a one-click unsubscribe link
 //     to the route mounted beside the app's own (Handler.Unsubscribe), and
 //     the suppression list lives in the same database.
+//   - The referrer's side: Config.Referrers is the same store, and the
+//     referrer's routes are mounted beside the invite route (the list on
+//     GET, the code, revoke, resend), for a front end of the app's own.
 //
 // Mail goes to the SMTP server of -smtp, or by default into a Maildir
 // folder (-maildir). Sign up at /signup, then invite from the home page.

@@ -57,11 +57,12 @@ func main() {
 		// lead to the route mounted below.
 		Recipients:     store,
 		UnsubscribeURL: "https://acme.example/v1/unsubscribe/{token}",
+		Referrers:      store, // the referrer's side: list, code, resend, revoke
 		Mailer:         mailer,
 		From:           "Acme <no-reply@acme.example>",
 		SignupURL:      "https://acme.example/signup?ref={code}",
-		// chi keeps path parameters in its own route context: userId and
-		// the unsubscribe route's token.
+		// chi keeps path parameters in its own route context: userId,
+		// inviteId and the unsubscribe route's token.
 		PathValue: func(r *http.Request, name string) string { return chi.URLParam(r, name) },
 	})
 	if err != nil {
@@ -76,7 +77,11 @@ func main() {
 	r.Get("/", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("Acme home\n")) })
 	// Handle, not Post: the handler answers other methods itself with a 405
 	// in its JSON envelope.
-	r.Handle("/v1/users/{userId}/referral-invites", invites)
+	// chi's patterns are net/http's here: no method, one segment each.
+	r.Handle(referral.Pattern, invites)                            // POST: send an invite; GET: the user's invites
+	r.Handle(referral.ReferralCodePattern, invites.ReferralCode()) // GET: the user's code, share link and counts
+	r.Handle(referral.InvitePattern, invites.Invite())             // DELETE: revoke an invite
+	r.Handle(referral.ResendPattern, invites.Resend())             // POST: send an invite again
 	// The emails' one-click unsubscribe links (GET a page, POST to
 	// unsubscribe): no credentials, the token in the path is one.
 	r.Handle(referral.UnsubscribePattern, invites.Unsubscribe())

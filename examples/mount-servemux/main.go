@@ -1,6 +1,6 @@
 // Command mount-servemux shows referralkit inside an existing net/http
 // app: the app keeps its own routes and middleware, and mounts the invite
-// handler on referral.Pattern next to them. It uses the SQLite store, API
+// handler on referral.Pattern, and the referrer's routes, next to them. It uses the SQLite store, API
 // keys from the same database, and a Maildir for mail, so it runs as is:
 //
 //	go run ./examples/mount-servemux
@@ -41,6 +41,7 @@ func main() {
 		// lead to the route mounted below.
 		Recipients:     store,
 		UnsubscribeURL: "https://acme.example/v1/unsubscribe/{token}",
+		Referrers:      store, // the referrer's side: list, code, resend, revoke
 		Mailer:         mailer,
 		From:           "Acme <no-reply@acme.example>",
 		SignupURL:      "https://acme.example/signup?ref={code}",
@@ -63,9 +64,12 @@ func main() {
 			http.Error(w, "store unavailable", http.StatusServiceUnavailable)
 		}
 	})
-	// The invite route, without a method in the pattern: the handler
-	// answers other methods with a 405 in its JSON envelope.
-	mux.Handle(referral.Pattern, invites)
+	// The invite routes, without a method in the pattern: the handlers
+	// answer other methods with a 405 in their JSON envelope.
+	mux.Handle(referral.Pattern, invites)                            // POST: send an invite; GET: the user's invites
+	mux.Handle(referral.ReferralCodePattern, invites.ReferralCode()) // GET: the user's code, share link and counts
+	mux.Handle(referral.InvitePattern, invites.Invite())             // DELETE: revoke an invite
+	mux.Handle(referral.ResendPattern, invites.Resend())             // POST: send an invite again
 	// The emails' one-click unsubscribe links: no credentials, the token
 	// in the path is one.
 	mux.Handle(referral.UnsubscribePattern, invites.Unsubscribe())
