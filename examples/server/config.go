@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -76,7 +78,7 @@ func (c *config) options() []option {
 		// Not "mail": run from a checkout, that is the mail package's folder.
 		{&c.maildir, "maildir", "REFERRAL_MAILDIR", "referral-mail", "Maildir folder used when -smtp is empty"},
 		{&c.from, "from", "REFERRAL_FROM", "Referrals <no-reply@localhost>", "sender address"},
-		{&c.publicURL, "public-url", "REFERRAL_PUBLIC_URL", "http://localhost:8080", "this server's base URL as recipients reach it: absolute http(s), no query or fragment"},
+		{&c.publicURL, "public-url", "REFERRAL_PUBLIC_URL", "", "this server's base URL as recipients reach it: absolute http(s), no query or fragment (default http://localhost:PORT of -addr, or http://HOST:PORT when -addr's host is neither loopback nor unspecified)"},
 		{&c.signupURL, "signup-url", "REFERRAL_SIGNUP_URL", "", "sign-up link template with {code} (default {public-url}/signup?ref={code}, this server's landing page)"},
 		{&c.appName, "app-name", "REFERRAL_APP_NAME", "", "product name in the emails (default: -from's display name)"},
 		{&c.templates, "templates", "REFERRAL_TEMPLATES", "", "folder of email templates (NAME.txt and NAME.html) adding to or replacing the bundled ones"},
@@ -175,11 +177,19 @@ func (c *config) check() error {
 }
 
 // checkHandler checks what the handler is built from, for the server and
-// the subcommands that build one, and derives the sign-up link from
-// -public-url when -signup-url is not given.
+// the subcommands that build one, derives -public-url from -addr when it
+// is not given, and the sign-up link from -public-url when -signup-url is
+// not given.
 func (c *config) checkHandler() error {
 	if _, err := c.ids(); err != nil {
 		return err
+	}
+	if c.publicURL == "" {
+		host, port, err := net.SplitHostPort(c.addr)
+		if err != nil {
+			return fmt.Errorf("-addr must be HOST:PORT, like 127.0.0.1:8080, not %q", c.addr)
+		}
+		c.publicURL = publicURLOf(host, port)
 	}
 	u, err := url.Parse(c.publicURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
@@ -191,6 +201,34 @@ func (c *config) checkHandler() error {
 		c.signupURL = c.publicURL + signupPath + "?ref={code}"
 	}
 	return nil
+}
+
+// publicURLOf is the default -public-url of a server listening on
+// host:port: the name a browser on this machine reaches a loopback or
+// unspecified (every interface) address by, else host itself.
+func publicURLOf(host, port string) string {
+	if ip, err := netip.ParseAddr(host); host == "" || host == "localhost" || err == nil && (ip.IsLoopback() || ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// listen listens on -addr. When -public-url is not given, it derives from
+// the port listened on: the one the system chose for a port 0.
+func (c *config) listen() (net.Listener, error) {
+	if c.addr == "" {
+		return nil, errors.New("-addr is empty")
+	}
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		return nil, fmt.Errorf("-addr: %w", err)
+	}
+	if c.publicURL == "" {
+		host, _, _ := net.SplitHostPort(c.addr) // Listen took it
+		_, port, _ := net.SplitHostPort(ln.Addr().String())
+		c.publicURL = publicURLOf(host, port)
+	}
+	return ln, nil
 }
 
 // ids is the rule -user-ids names.

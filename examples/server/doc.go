@@ -11,7 +11,9 @@
 // to a landing page the server serves (GET /signup?ref=CODE), which shows
 // the code and what a host app would do with it (not whether the code is
 // valid: the code lookup, which is rate limited, answers that);
-// -public-url is the server's base URL as recipients reach it, and
+// -public-url is the server's base URL as recipients reach it (by default
+// http://localhost:PORT of -addr, or http://HOST:PORT for a host that is
+// neither loopback nor unspecified), and
 // -signup-url links to a host's own page instead. Every email carries a
 // one-click unsubscribe link to the server's /v1/unsubscribe/{token}.
 //

@@ -171,7 +171,7 @@ func TestTemplatesOverride(t *testing.T) {
 	require.Equal(t, http.StatusCreated, status, body)
 	msg := decode(t, waitForMail(t, dir, 1)[0])
 	assert.Equal(t, "Come and try Acme", msg.subject)
-	assert.Contains(t, msg.body, "Custom text: http://localhost:8080/signup?ref=")
+	assert.Contains(t, msg.body, "Custom text: "+localhostURL(url)+"/signup?ref=")
 	assert.Contains(t, msg.body, "Custom HTML:")
 }
 
@@ -236,7 +236,7 @@ func TestUsageAndReadmeListEveryFlag(t *testing.T) {
 	var stderr bytes.Buffer
 	assert.Equal(t, 0, run(context.Background(), []string{"-h"}, func(string) string { return "" }, io.Discard, &stderr))
 	usage := stderr.String()
-	for _, want := range []string{"codes show -user ID [-app UUID]", "token -app UUID -user ID [-name N]", "take -user-ids", "suppress add|remove|check [-app UUID] EMAIL"} {
+	for _, want := range []string{"codes show -user ID [-app UUID]", "token -app UUID -user ID [-name N]", "take -user-ids", "suppress add|remove|check [-app UUID] EMAIL", "default http://localhost:PORT of -addr"} {
 		assert.Contains(t, usage, want)
 	}
 	readme, err := os.ReadFile("../../README.md")

@@ -37,6 +37,7 @@ type server struct {
 	cmd     *exec.Cmd
 	dir     string
 	url     string
+	public  string        // the default -public-url: localhost and url's port
 	startup string        // the log up to "listening"
 	logs    *bytes.Buffer // the rest, to be read after done
 	done    chan error
@@ -69,6 +70,7 @@ func startServerIn(t *testing.T, bin, dir string, args ...string) *server {
 		startup.WriteString(line + "\n")
 		if m := listening.FindStringSubmatch(line); m != nil {
 			s.url = m[1]
+			s.public = localhostURL(s.url)
 			break
 		}
 	}
@@ -79,6 +81,12 @@ func startServerIn(t *testing.T, bin, dir string, args ...string) *server {
 		s.done <- s.cmd.Wait()
 	}()
 	return s
+}
+
+// localhostURL is url with its loopback IP replaced by localhost, as the
+// server derives its -public-url from its -addr.
+func localhostURL(url string) string {
+	return strings.Replace(url, "127.0.0.1", "localhost", 1)
 }
 
 // cleanEnv is the environment without REFERRAL_ variables, so that a
@@ -169,7 +177,7 @@ func TestNewcomerTour(t *testing.T) {
 	assert.Contains(t, s.startup, filepath.Join(s.dir, "referral-mail", "new"))
 	assert.Contains(t, s.startup, filepath.Join(s.dir, "referral.db"))
 	assert.Contains(t, s.startup, "DEVELOPMENT key")
-	assert.Contains(t, s.startup, "http://localhost:8080/signup?ref={code}")
+	assert.Contains(t, s.startup, s.public+"/signup?ref={code}", "-public-url follows the port")
 
 	creds := createKey(t, bin, s.dir)
 	assert.Equal(t, "write", creds.Type)
@@ -215,7 +223,7 @@ func TestNewcomerTour(t *testing.T) {
 	require.NotNil(t, m, "no code from codes show:\n%s", out)
 	code := m[1]
 	assert.Contains(t, out, "link: http://localhost:8080/signup?ref="+code+"\n")
-	assert.Contains(t, mails["<friend@example.com>"].body, "http://localhost:8080/signup?ref="+code)
+	assert.Contains(t, mails["<friend@example.com>"].body, s.public+"/signup?ref="+code, "the server's own port")
 	resp, err = http.Get(s.url + "/signup?ref=" + code)
 	require.NoError(t, err)
 	page, _ := io.ReadAll(resp.Body)
@@ -249,7 +257,7 @@ func TestNewcomerTour(t *testing.T) {
 	out = tour.run(t, readmeBlock(t, "list")+readmeBlock(t, "revoke"))
 	assert.Regexp(t, `"invites":\[\{"id":"[0-9a-f-]{36}","email":"friend3@example.com","language":"ja","status":"sent","createdAt":"\d{4}-`, out)
 	assert.Regexp(t, `"nextCursor":"[A-Za-z0-9_-]+"`, out)
-	assert.Regexp(t, `"data":\{"code":"`+code+`","link":"http://localhost:8080/signup\?ref=`+code+`","invited":\d,"sent":\d,"accepted":1\}`, out)
+	assert.Regexp(t, `"data":\{"code":"`+code+`","link":"`+regexp.QuoteMeta(s.public)+`/signup\?ref=`+code+`","invited":\d,"sent":\d,"accepted":1\}`, out)
 	assert.Contains(t, out, "HTTP/1.1 429 Too Many Requests")
 	assert.Regexp(t, `Retry-After: 86[34]\d\d`, out)
 	assert.Contains(t, out, `"error":"too many sends to this invite or from this user; try again later"`)
@@ -265,7 +273,7 @@ func TestNewcomerTour(t *testing.T) {
 
 	// The referrer page: the address the block prints, with a token that
 	// the routes take (the browser test drives the page itself).
-	assert.Contains(t, s.startup, "then open http://localhost:8080/referrals#token=TOKEN")
+	assert.Contains(t, s.startup, "then open "+s.public+"/referrals#token=TOKEN")
 	out = tour.run(t, readmeBlock(t, "page"))
 	m = regexp.MustCompile(`(?m)^http://localhost:8080(/referrals)#token=(\S+)$`).FindStringSubmatch(out)
 	require.NotNil(t, m, "no page address:\n%s", out)
@@ -431,6 +439,51 @@ func TestMisconfigurationStopsWithOneLine(t *testing.T) {
 	}
 }
 
+// TestDefaultPublicURL: without -public-url, links point where the server
+// listens: localhost for a loopback or unspecified host, else the host;
+// -public-url, when given, wins; a port 0 takes the one the system chose.
+func TestDefaultPublicURL(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "http://localhost:8080"},
+		{[]string{"-addr", "127.0.0.1:9090"}, "http://localhost:9090"},
+		{[]string{"-addr", ":9090"}, "http://localhost:9090"},
+		{[]string{"-addr", "0.0.0.0:9090"}, "http://localhost:9090"},
+		{[]string{"-addr", "[::]:9090"}, "http://localhost:9090"},
+		{[]string{"-addr", "[::1]:9090"}, "http://localhost:9090"},
+		{[]string{"-addr", "localhost:9090"}, "http://localhost:9090"},
+		{[]string{"-addr", "10.0.0.5:9090"}, "http://10.0.0.5:9090"},
+		{[]string{"-addr", "[2001:db8::1]:9090"}, "http://[2001:db8::1]:9090"},
+		{[]string{"-addr", "referrals.internal:9090"}, "http://referrals.internal:9090"},
+		{[]string{"-addr", "10.0.0.5:9090", "-public-url", "https://r.example.com"}, "https://r.example.com"},
+	} {
+		var c config
+		fs := c.newFlagSet("server", func(string) string { return "" }, io.Discard)
+		require.NoError(t, fs.Parse(tt.args))
+		require.NoError(t, c.checkHandler(), "%v", tt.args)
+		assert.Equal(t, tt.want, c.publicURL, "%v", tt.args)
+		assert.Equal(t, tt.want+"/signup?ref={code}", c.signupURL, "%v", tt.args)
+	}
+
+	var c config
+	fs := c.newFlagSet("server", func(string) string { return "" }, io.Discard)
+	require.NoError(t, fs.Parse([]string{"-addr", "127.0.0.1:0"}))
+	ln, err := c.listen()
+	require.NoError(t, err)
+	defer ln.Close()
+	assert.Equal(t, localhostURL("http://"+ln.Addr().String()), c.publicURL, "the port listened on")
+	assert.NotContains(t, c.publicURL, ":0")
+
+	c = config{}
+	fs = c.newFlagSet("codes show", func(string) string { return "" }, io.Discard, "public-url")
+	require.NoError(t, fs.Parse(nil))
+	c.addr = "no-port"
+	assert.ErrorContains(t, c.checkHandler(), "-addr must be HOST:PORT")
+}
+
 func TestEnvironmentFallbacks(t *testing.T) {
 	t.Parallel()
 	var c config
@@ -446,8 +499,8 @@ func TestEnvironmentFallbacks(t *testing.T) {
 	assert.Empty(t, c.appName, "the library's default product name")
 	assert.Equal(t, []string{"720h", "24h", "2"}, []string{c.inviteTTL, c.resendAfter, c.maxResends}, "DESIGN.md section 6's defaults")
 	require.NoError(t, c.check())
-	assert.Equal(t, "http://localhost:8080", c.publicURL)
-	assert.Equal(t, "http://localhost:8080/signup?ref={code}", c.signupURL, "the landing page")
+	assert.Equal(t, "http://localhost:7777", c.publicURL, "from -addr")
+	assert.Equal(t, "http://localhost:7777/signup?ref={code}", c.signupURL, "the landing page")
 
 	env = map[string]string{"REFERRAL_PUBLIC_URL": "https://referrals.example.com/base/", "REFERRAL_USER_IDS": "opaque", "REFERRAL_APP_NAME": "Acme"}
 	for _, tt := range []struct {

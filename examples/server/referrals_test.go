@@ -76,7 +76,7 @@ func TestReferrerPageInBrowser(t *testing.T) {
 	chromium := chromiumPath(t, "the referrer page check")
 	bin := buildServer(t)
 	s := startServer(t, bin, "-app-name", "Acme")
-	assert.Contains(t, s.startup, "then open http://localhost:8080/referrals#token=TOKEN")
+	assert.Contains(t, s.startup, "then open "+s.public+"/referrals#token=TOKEN")
 	creds := createKey(t, bin, s.dir)
 	cmd := exec.Command(bin, "token", "-app", creds.ClientID, "-user", tourUser, "-name", "Alice")
 	cmd.Dir = s.dir
@@ -89,7 +89,7 @@ func TestReferrerPageInBrowser(t *testing.T) {
 	tab.Do(chromedp.EmulateViewport(360, 640, chromedp.EmulateMobile, chromedp.EmulatePortrait))
 	tab.Navigate(s.url + "/referrals#token=" + token)
 	tab.WaitFor(`document.getElementById("link").value !== ""`)
-	assert.Regexp(t, `^http://localhost:8080/signup\?ref=[0-9A-Z]{10}$`, tab.String(`document.getElementById("link").value`))
+	assert.Regexp(t, `^`+regexp.QuoteMeta(s.public)+`/signup\?ref=[0-9A-Z]{10}$`, tab.String(`document.getElementById("link").value`))
 	href := tab.String("location.href")
 	assert.Equal(t, s.url+"/referrals", href, "the token is gone from the address bar")
 	assert.NotContains(t, href, token)

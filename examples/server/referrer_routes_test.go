@@ -78,7 +78,7 @@ func TestReferrerRoutes(t *testing.T) {
 	var code struct{ Data referral.ReferralInfo }
 	require.NoError(t, json.Unmarshal([]byte(body), &code))
 	assert.Regexp(t, `^[0-9A-Z]{10}$`, code.Data.Code)
-	assert.Equal(t, "http://localhost:8080/signup?ref="+code.Data.Code, code.Data.Link)
+	assert.Equal(t, s.public+"/signup?ref="+code.Data.Code, code.Data.Link)
 	assert.Equal(t, referral.ReferralInfo{Code: code.Data.Code, Link: code.Data.Link, Invited: 1, Sent: 1}, code.Data)
 
 	invite := users + "/referral-invites/" + inv.ID

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -54,6 +53,11 @@ All of them take -db; token and codes take -user-ids. Flags of the server:
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unknown command %q: use keys, apps, token, codes, suppress or no command to serve", fs.Arg(0))}
 	}
+	ln, err := c.listen() // first: -public-url may follow its port
+	if err != nil {
+		return usageError{err}
+	}
+	defer ln.Close()
 	if err := c.check(); err != nil {
 		return usageError{err}
 	}
@@ -85,10 +89,6 @@ All of them take -db; token and codes take -user-ids. Flags of the server:
 		return usageError{err}
 	}
 
-	ln, err := net.Listen("tcp", c.addr)
-	if err != nil {
-		return usageError{fmt.Errorf("-addr: %w", err)}
-	}
 	srv := &http.Server{
 		Handler:           routes(h, apiKeys, store, c.origins(), log),
 		ReadHeaderTimeout: 5 * time.Second,
