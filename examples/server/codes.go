@@ -9,18 +9,18 @@ import (
 	"github.com/referralkit/referralkit/mail"
 )
 
-// runCodes runs "codes show -user ID [-app UUID]": the user's referral code
+// runCodes runs "codes show -app UUID -user ID": the user's referral code
 // and share link, the code made if the user has none. It reads the code
 // from the database rather than from an email, whose quoted-printable body
 // shows the link as ref=3D...
 func runCodes(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "show" {
-		return errors.New("usage: codes show -user ID [-app UUID]")
+		return errors.New("usage: codes show -app UUID -user ID")
 	}
 	var c config
 	fs := c.newFlagSet("codes show", getenv, stderr, "db", "user-ids", "public-url", "signup-url")
 	var app, user string
-	fs.StringVar(&app, "app", "", "client id (UUID) of the app whose invites carry the code; empty: a host with one app")
+	fs.StringVar(&app, "app", "", "client id (UUID) of the app whose invites carry the code (required)")
 	fs.StringVar(&user, "user", "", "user id, as the routes take it (required)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err

@@ -37,8 +37,8 @@
 //	keys list -app UUID
 //	apps disable|enable -app UUID
 //	token -app UUID -user ID [-name NAME] [-ttl 1h]
-//	codes show -user ID [-app UUID]
-//	suppress add|remove|check [-app UUID] EMAIL
+//	codes show -app UUID -user ID
+//	suppress add|remove|check -app UUID EMAIL
 //
 // token signs a development access token with a key kept next to the
 // database (referral-dev-key.pem); the server trusts that key only when

@@ -41,8 +41,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
   server keys list -app UUID
   server apps disable|enable -app UUID                refuse (403) or accept an app's keys and tokens again
   server token -app UUID -user ID [-name N] [-ttl 1h] a development access token
-  server codes show -user ID [-app UUID]              a user's referral code and share link
-  server suppress add|remove|check [-app UUID] EMAIL  stop, resume or check invites to an address (check: exit 0 suppressed, 1 not)
+  server codes show -app UUID -user ID                a user's referral code and share link
+  server suppress add|remove|check -app UUID EMAIL    stop, resume or check invites to an address (check: exit 0 suppressed, 1 not)
 All of them take -db; token and codes take -user-ids. Flags of the server:
 `)
 		fs.PrintDefaults()

@@ -17,7 +17,7 @@ import (
 // errNotSuppressed is "suppress check"'s answer no: exit code 1.
 var errNotSuppressed = errors.New("not suppressed")
 
-// runSuppress runs "suppress add|remove|check [-app UUID] EMAIL": the
+// runSuppress runs "suppress add|remove|check -app UUID EMAIL": the
 // app's suppression list, as the handler keeps it (only a keyed hash of
 // the address). Its failures exit 2, since check answers with 0 and 1.
 func runSuppress(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -29,7 +29,7 @@ func runSuppress(ctx context.Context, args []string, getenv func(string) string,
 }
 
 func suppress(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	const usage = "usage: suppress add|remove|check [-app UUID] EMAIL"
+	const usage = "usage: suppress add|remove|check -app UUID EMAIL"
 	if len(args) == 0 || (args[0] != "add" && args[0] != "remove" && args[0] != "check") {
 		return errors.New(usage)
 	}
@@ -37,7 +37,7 @@ func suppress(ctx context.Context, args []string, getenv func(string) string, st
 	var c config
 	fs := c.newFlagSet(cmd, getenv, stderr, "db")
 	var app string
-	fs.StringVar(&app, "app", "", "client id (UUID) of the app; empty: a host with one app")
+	fs.StringVar(&app, "app", "", "client id (UUID) of the app (required)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -90,10 +90,12 @@ func suppress(ctx context.Context, args []string, getenv func(string) string, st
 }
 
 // knownApp returns app made canonical, after checking that the store has
-// it; "" (a host with one app) stays "".
+// it. It refuses "": the server's apps are the UUIDs of keys create, and
+// every key and token names one, so a code or suppression for no app would
+// never apply: a code that looks valid but credits nobody.
 func knownApp(ctx context.Context, store backend, cmd, app string) (string, error) {
 	if app == "" {
-		return "", nil
+		return "", fmt.Errorf("%s needs -app: the clientId that keys create printed (every key and token belongs to one app, so nothing made for no app is ever used)", cmd)
 	}
 	id, ok := referral.CanonicalUUID(app)
 	if !ok {
