@@ -163,7 +163,8 @@ func (a *app) signIn(w http.ResponseWriter, id int64) {
 }
 
 // sessions maps session ids to user ids. In memory: a restart signs
-// everyone out, which a demo can live with.
+// everyone out, which a demo can live with, and they never expire; a real
+// app keeps them in its store with an expiry.
 type sessions struct {
 	mu sync.Mutex
 	m  map[string]int64

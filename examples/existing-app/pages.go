@@ -93,7 +93,9 @@ func (a *app) home(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// login checks the form's email and password and starts a session.
+// login checks the form's email and password and starts a session. A
+// demo: a real app also rate-limits it and takes as long for an unknown
+// address as for a wrong password, so that neither tells which it was.
 func (a *app) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 1<<16)
 	if err := r.ParseForm(); err != nil {
