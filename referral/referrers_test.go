@@ -282,3 +282,16 @@ func TestWithoutReferrers(t *testing.T) {
 	assert.ErrorIs(t, f.h.RevokeInvite(context.Background(), appID, userID, otherID), referral.ErrReferrersUnsupported)
 	checkEnvelope(t, f.routes(http.MethodDelete, invitesPath+otherID), 500)
 }
+
+// An invite that expired no longer holds the same-address cooldown, even
+// when the cooldown is the longer of the two.
+func TestExpiryFreesTheCooldown(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(c *referral.Config) { c.Cooldown, c.InviteTTL = 60*24*time.Hour, 30*24*time.Hour })
+	checkEnvelope(t, f.post(invite("bob@example.com", "en")), 201)
+	f.Advance(29 * 24 * time.Hour)
+	checkEnvelope(t, f.post(invite("bob@example.com", "en")), 429)
+	f.Advance(24 * time.Hour)
+	assert.Equal(t, "expired", f.list(t, "").Invites[0].Status)
+	checkEnvelope(t, f.post(invite("bob@example.com", "en")), 201)
+}
