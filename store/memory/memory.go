@@ -13,7 +13,7 @@ import (
 )
 
 // Store is an in-memory referral.CodeStore, referral.RedemptionStore,
-// referral.RecipientStore and referral.ReferrerStore. The zero value is not ready: use New.
+// referral.RecipientStore, referral.ReferrerStore and referral.QueueStore. The zero value is not ready: use New.
 type Store struct {
 	mu       sync.Mutex
 	codes    map[userKey]string

@@ -23,3 +23,7 @@ func TestRecipientConformance(t *testing.T) {
 func TestReferrerConformance(t *testing.T) {
 	storetest.RunReferrers(t, func(t *testing.T) storetest.Referrers { return memory.New() })
 }
+
+func TestQueueConformance(t *testing.T) {
+	storetest.RunQueue(t, func(t *testing.T) storetest.Queue { return memory.New() })
+}

@@ -1,5 +1,5 @@
 // Package postgres is the referral.CodeStore, referral.RedemptionStore,
-// referral.RecipientStore, referral.ReferrerStore, auth.KeyStore and auth.KeyManager for host apps that run several instances
+// referral.RecipientStore, referral.ReferrerStore, referral.QueueStore, auth.KeyStore and auth.KeyManager for host apps that run several instances
 // on one PostgreSQL database, through github.com/jackc/pgx/v5. One
 // redemption per new user holds across processes (the redemptions table's
 // primary key).

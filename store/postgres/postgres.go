@@ -16,7 +16,7 @@ import (
 )
 
 // Store is a referral.CodeStore, referral.RedemptionStore,
-// referral.RecipientStore, referral.ReferrerStore, auth.KeyStore and auth.KeyManager in a
+// referral.RecipientStore, referral.ReferrerStore, referral.QueueStore, auth.KeyStore and auth.KeyManager in a
 // PostgreSQL database. It is safe for concurrent use, and its checks hold
 // across every process that shares the database. Build it with [Open] or
 // [New].

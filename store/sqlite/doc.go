@@ -1,6 +1,6 @@
 // Package sqlite is the default store: referral.CodeStore,
 // referral.RedemptionStore, referral.RecipientStore,
-// referral.ReferrerStore, auth.KeyStore and
+// referral.ReferrerStore, referral.QueueStore, auth.KeyStore and
 // auth.KeyManager in one SQLite file, through the pure-Go driver modernc.org/sqlite (driver name
 // "sqlite"), so that the library needs no C toolchain.
 //

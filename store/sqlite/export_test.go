@@ -16,3 +16,6 @@ func (s *Store) QueuedWrites() int {
 	defer s.writes.mu.Unlock()
 	return len(s.writes.queue)
 }
+
+// QueueSQL is the statement behind Queue, for its plan.
+const QueueSQL = queueSQL

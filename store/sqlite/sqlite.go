@@ -30,7 +30,7 @@ const (
 const busyTimeout = 10 * time.Second
 
 // Store is a referral.CodeStore, referral.RedemptionStore,
-// referral.RecipientStore, referral.ReferrerStore, auth.KeyStore and auth.KeyManager in a SQLite
+// referral.RecipientStore, referral.ReferrerStore, referral.QueueStore, auth.KeyStore and auth.KeyManager in a SQLite
 // database. It is safe for concurrent use. Build it with [Open] or [New].
 type Store struct {
 	db *sql.DB

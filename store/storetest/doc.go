@@ -2,7 +2,8 @@
 // [Run] for a referral.CodeStore, [RunRedemptions] for a
 // referral.RedemptionStore, [RunRecipients] for a referral.RecipientStore
 // with the recipient check of RecordInvite, [RunReferrers] for a
-// referral.ReferrerStore, and [RunKeyStore] for an
+// referral.ReferrerStore, [RunQueue] for a referral.QueueStore, and
+// [RunKeyStore] for an
 // auth.KeyStore with its auth.KeyManager. [RunRecipientsShared] runs the
 // recipient suite's concurrency cases on several stores of one database,
 // as several processes would have them, and [RunReferrersShared] those of
@@ -64,6 +65,10 @@
 //     than max. max <= 0 erases nothing. Its window counts from the last
 //     send: an invite created long ago but sent or resent at or after
 //     sentBefore is kept.
+//   - Queue counts the pending invites of every app, those claimed under
+//     a lease included, and no sent, failed, revoked or suppressed one;
+//     its oldest time is the CreatedAt of the oldest pending invite, in
+//     UTC, zero when none is pending.
 //
 // Subtests run in parallel, so newStore must be safe to call from several
 // goroutines.

@@ -1,0 +1,4 @@
+package postgres
+
+// QueueSQL is the statement behind Queue, for its plan.
+const QueueSQL = queueSQL
