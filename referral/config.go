@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/referralkit/referralkit/mail"
 )
 
@@ -147,14 +149,27 @@ type Config struct {
 	// PollInterval is how often the queued worker looks for due invites
 	// when it found none. Default 1s.
 	PollInterval time.Duration
-	// OnOutcome, if set, is called after each final delivery outcome of the
-	// queued worker (the invite has Status sent or failed). It may be called
-	// from several goroutines at once and must not block for long.
-	OnOutcome func(Invite)
+	// OnOutcome, if set, is called after each final delivery outcome is
+	// recorded (the invite has Status sent or failed), inline or queued,
+	// with the request's or the worker's context. It may be called from
+	// several goroutines at once and must not block for long.
+	OnOutcome func(context.Context, Invite)
 	// OnRedeemed, if set, is called once for each new redemption recorded
-	// by Handler.Redeem, so that the host can grant rewards. It must not
-	// block for long. It needs Redemptions.
-	OnRedeemed func(Redemption)
+	// by Handler.Redeem, after it is recorded, with Redeem's context, so
+	// that the host can grant rewards. It must not block for long. It
+	// needs Redemptions.
+	OnRedeemed func(context.Context, Redemption)
+
+	// Metrics, if set, gets the handler's Prometheus metrics:
+	// referralkit_invites_total{result}, referralkit_deliveries_total{result},
+	// referralkit_delivery_seconds, and with Queue referralkit_queue_depth and
+	// referralkit_queue_oldest_seconds. Pass the host's registry, never
+	// prometheus.DefaultRegisterer by accident: New fails if the names are
+	// registered already.
+	Metrics prometheus.Registerer
+	// Queue reads the delivery queue's length for the queue gauges; the
+	// stores of this module implement it. Nil: no queue gauges.
+	Queue QueueStore
 
 	// Logger receives one line per failed request and per delivery outcome,
 	// with the request id; addresses and secrets are redacted. Default
@@ -186,6 +201,7 @@ type Handler struct {
 	// unsubscribe is the template of unsubscribe links; keys the secrets.
 	unsubscribe mail.LinkTemplate
 	keys        keys
+	metrics     *metrics // nil: none
 	limits      Limits
 	lookups     *windowLimiter // nil: code lookups are not limited
 }
@@ -308,6 +324,10 @@ func New(cfg Config) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	m, err := newMetrics(cfg.Metrics, cfg.Queue, cfg.Now)
+	if err != nil {
+		return nil, err
+	}
 	var lookups *windowLimiter
 	if cfg.LookupsPerMinute > 0 {
 		lookups = newWindowLimiter(cfg.LookupsPerMinute, time.Minute)
@@ -319,6 +339,7 @@ func New(cfg Config) (*Handler, error) {
 		fromAddr:    from.Address,
 		unsubscribe: unsubscribe,
 		keys:        k,
+		metrics:     m,
 		lookups:     lookups,
 		limits: Limits{
 			MaxPerReferrer:  max(cfg.MaxInvitesPerReferrer, 0),

@@ -643,7 +643,7 @@ func TestE2ETwoWorkersOneDatabase(t *testing.T) {
 		stores[i] = e2eSQLite(t, dbPath)
 		handlers[i] = e2eHandler(t, stores[i], e2eMailer(t, srv, nil), func(c *referral.Config) {
 			c.WorkerBatch = 2 // small, so that the workers interleave
-			c.OnOutcome = func(referral.Invite) { delivered[i].Add(1) }
+			c.OnOutcome = func(context.Context, referral.Invite) { delivered[i].Add(1) }
 		})
 	}
 	stops := []func(){e2eRun(t, handlers[0]), e2eRun(t, handlers[1])}

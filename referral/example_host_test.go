@@ -99,7 +99,7 @@ func newExampleHandler() *referral.Handler {
 		Mailer:         &mailtest.Recorder{},
 		From:           "Acme <no-reply@acme.example>",
 		SignupURL:      "https://acme.example/signup?ref={code}",
-		OnRedeemed: func(r referral.Redemption) {
+		OnRedeemed: func(_ context.Context, r referral.Redemption) {
 			fmt.Printf("credit user %s for user %s\n", r.ReferrerID, r.NewUserID)
 		},
 	})

@@ -106,6 +106,8 @@ type request struct {
 	// what the route does, for logs ("referral invite") and for the 403
 	// ("may not send invites").
 	what, action string
+	// invite: the request is an invite, which Config.Metrics counts.
+	invite bool
 }
 
 func (q *request) serve() {
@@ -115,6 +117,7 @@ func (q *request) serve() {
 		q.list()
 		return
 	}
+	q.invite = true
 	if r.Method != http.MethodPost {
 		allow := "POST"
 		if h.cfg.Referrers != nil {
@@ -224,6 +227,7 @@ func (q *request) serve() {
 			slog.String("request_id", q.id),
 			slog.String("invite_id", inv.ID),
 			slog.String("reason", inv.LastError))
+		h.metrics.invite(resultSuppressed, 0)
 		writeEnvelope(q.w, http.StatusCreated, h.acceptedText())
 		return
 	}
@@ -238,6 +242,7 @@ func (q *request) serve() {
 			slog.String("auth", p.Method))
 	}
 	if h.cfg.Delivery == Queued {
+		h.metrics.invite(resultQueued, 0)
 		writeEnvelope(q.w, http.StatusCreated, msgQueued)
 		return
 	}
@@ -248,6 +253,7 @@ func (q *request) serve() {
 		q.fail(http.StatusInternalServerError, errInternal, errors.New(scrub(err.Error(), inv.Email)))
 		return
 	}
+	h.metrics.invite(resultSent, 0)
 	writeEnvelope(q.w, http.StatusCreated, msgSent)
 }
 
@@ -268,6 +274,14 @@ func (q *request) replay(first, req Invite) {
 	case first.EmailKey != req.EmailKey || first.Language != req.Language:
 		q.fail(http.StatusBadRequest, errIdemMismatch, nil)
 	case q.h.cfg.Delivery == Queued || first.Status == StatusSent || first.Status == StatusSuppressed:
+		result := resultSent
+		switch {
+		case first.Status == StatusSuppressed:
+			result = resultSuppressed
+		case q.h.cfg.Delivery == Queued:
+			result = resultQueued
+		}
+		q.h.metrics.invite(result, 0)
 		writeEnvelope(q.w, http.StatusCreated, q.h.acceptedText())
 	default:
 		q.fail(http.StatusConflict, errIdemInProgress, nil)
@@ -284,12 +298,14 @@ func (h *Handler) deliver(ctx context.Context, requestID string, inv Invite) err
 	if sendErr != nil {
 		d.Status, d.LastError = StatusFailed, sendErr.Error()
 	}
+	h.metrics.delivery(string(d.Status))
 	err := h.updateWithinLease(ctx, inv, d)
 	// After the record: suppressing marks the address's pending invites,
 	// which would take this one's outcome.
 	h.bounced(ctx, inv, sendErr)
 	switch {
 	case err == nil:
+		h.outcome(ctx, inv, d)
 		return sendErr
 	case sendErr != nil:
 		return errors.Join(sendErr, err)
@@ -331,7 +347,10 @@ func (h *Handler) send(ctx context.Context, inv Invite) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.SendTimeout)
 	defer cancel()
-	return h.cfg.Mailer.Send(ctx, m)
+	start := time.Now()
+	err = h.cfg.Mailer.Send(ctx, m)
+	h.metrics.sendTook(time.Since(start))
+	return err
 }
 
 // message renders the email for inv.
@@ -420,6 +439,9 @@ func (q *request) authFailed(err error) {
 // fail writes an error envelope and logs the cause: 5xx at error level,
 // the rest at debug level, as they are the client's to fix.
 func (q *request) fail(status int, text string, cause error) {
+	if q.invite {
+		q.h.metrics.invite("", status)
+	}
 	q.logFailure(status, text, cause)
 	writeEnvelope(q.w, status, text)
 }

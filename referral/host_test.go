@@ -2,6 +2,7 @@ package referral_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	netmail "net/mail"
 	"strings"
@@ -311,4 +312,26 @@ func TestPrincipalUUIDInAnotherCase(t *testing.T) {
 		})
 	})
 	checkEnvelope(t, g.serve(newRequest(http.MethodPost, invitePath("alice"), invite("new@example.com", "en"))), 403)
+}
+
+// OnOutcome tells the host of every final outcome, inline as queued, after
+// it is recorded, with a context.
+func TestOnOutcomeInline(t *testing.T) {
+	t.Parallel()
+	type outcome struct {
+		status referral.Status
+		stored referral.Status
+		ctx    bool
+	}
+	var got []outcome
+	var f *fixture
+	f = newFixture(t, func(c *referral.Config) {
+		c.OnOutcome = func(ctx context.Context, inv referral.Invite) {
+			got = append(got, outcome{inv.Status, f.store.Invites()[len(got)].Status, ctx != nil})
+		}
+	})
+	checkEnvelope(t, f.post(invite("a@example.com", "en")), 201)
+	f.mailer.Fail(errors.New("down"))
+	checkEnvelope(t, f.post(invite("b@example.com", "en")), 500)
+	assert.Equal(t, []outcome{{referral.StatusSent, referral.StatusSent, true}, {referral.StatusFailed, referral.StatusFailed, true}}, got)
 }

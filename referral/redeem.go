@@ -126,7 +126,7 @@ func (h *Handler) redeem(ctx context.Context, appID *string, code, newUserID, em
 	case !created && r.Code != canonical:
 		return r, false, ErrAlreadyRedeemed
 	case created && h.cfg.OnRedeemed != nil:
-		h.cfg.OnRedeemed(r)
+		h.cfg.OnRedeemed(ctx, r)
 	}
 	return r, created, nil
 }

@@ -32,7 +32,7 @@ type redeemFixture struct {
 func newRedeemFixture(t *testing.T, configure ...func(*referral.Config)) *redeemFixture {
 	rf := &redeemFixture{}
 	rf.fixture = newFixture(t, append([]func(*referral.Config){func(c *referral.Config) {
-		c.OnRedeemed = func(r referral.Redemption) {
+		c.OnRedeemed = func(_ context.Context, r referral.Redemption) {
 			rf.mu.Lock()
 			rf.redeemed = append(rf.redeemed, r)
 			rf.mu.Unlock()
@@ -262,7 +262,7 @@ func TestRedemptionNeedsItsStore(t *testing.T) {
 	store := memory.New()
 	_, err = referral.New(referral.Config{Auth: referral.AuthenticatorFunc(testAuth), Store: store, Mailer: &mailtest.Recorder{},
 		Recipients: store, UnsubscribeURL: unsubscribeBase + "{token}",
-		From: "a@example.com", SignupURL: "https://example.com/?r={code}", OnRedeemed: func(referral.Redemption) {}})
+		From: "a@example.com", SignupURL: "https://example.com/?r={code}", OnRedeemed: func(context.Context, referral.Redemption) {}})
 	assert.ErrorContains(t, err, "Config.OnRedeemed needs Config.Redemptions")
 }
 

@@ -245,7 +245,7 @@ func TestRevokeWhileAWorkerHoldsTheBatch(t *testing.T) {
 		c.Delivery, c.Mailer = referral.Queued, bm
 		c.Store, c.Recipients, c.Redemptions, c.Referrers = f.store, f.store, f.store, f.store
 		c.Now = f.Now
-		c.OnOutcome = func(inv referral.Invite) {
+		c.OnOutcome = func(_ context.Context, inv referral.Invite) {
 			mu.Lock()
 			defer mu.Unlock()
 			if inv.Status == referral.StatusSent {

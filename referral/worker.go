@@ -127,6 +127,11 @@ func (h *Handler) record(ctx context.Context, inv Invite, sendErr error) {
 		d.Status, d.LastError = StatusPending, sendErr.Error()
 		d.NextAttemptAt = now.Add(h.backoff(inv.Attempts))
 	}
+	if d.Status == StatusPending {
+		h.metrics.delivery("retry")
+	} else {
+		h.metrics.delivery(string(d.Status))
+	}
 	err := h.updateWithinLease(ctx, inv, d)
 	h.bounced(ctx, inv, sendErr) // after the record, as in deliver
 	if err != nil {
@@ -146,10 +151,21 @@ func (h *Handler) record(ctx context.Context, inv Invite, sendErr error) {
 		attrs = append(attrs, slog.String("cause", scrub(sendErr.Error(), inv.Email)))
 	}
 	h.cfg.Logger.LogAttrs(ctx, level, "referral invite delivery", attrs...)
-	if d.Status != StatusPending && h.cfg.OnOutcome != nil {
-		inv.Status, inv.LastError, inv.LeaseUntil, inv.UpdatedAt = d.Status, d.LastError, time.Time{}, now
-		h.cfg.OnOutcome(inv)
+	if d.Status != StatusPending {
+		h.outcome(ctx, inv, d)
 	}
+}
+
+// outcome tells Config.OnOutcome of a final outcome d of inv, recorded.
+func (h *Handler) outcome(ctx context.Context, inv Invite, d Delivery) {
+	if h.cfg.OnOutcome == nil {
+		return
+	}
+	inv.Status, inv.LastError, inv.LeaseUntil, inv.UpdatedAt = d.Status, d.LastError, time.Time{}, d.At
+	if d.Status == StatusSent {
+		inv.SentAt = d.At
+	}
+	h.cfg.OnOutcome(ctx, inv)
 }
 
 // release hands claimed invites back, due at once. The claim still counts

@@ -22,7 +22,7 @@ type outcomes struct {
 	seen []referral.Invite
 }
 
-func (o *outcomes) add(inv referral.Invite) {
+func (o *outcomes) add(_ context.Context, inv referral.Invite) {
 	o.mu.Lock()
 	o.seen = append(o.seen, inv)
 	o.mu.Unlock()
