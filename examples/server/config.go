@@ -48,6 +48,7 @@ type config struct {
 	tokenIssuer string
 	tokenKeys   string
 	corsOrigins string
+	metricsAddr string
 	// DKIM signing: all three or none.
 	dkimDomain   string
 	dkimSelector string
@@ -87,6 +88,7 @@ func (c *config) options() []option {
 		{&c.tokenIssuer, "token-issuer", "REFERRAL_TOKEN_ISSUER", "", "expected iss of access tokens (default " + devIssuer + " with the dev key)"},
 		{&c.tokenKeys, "token-keys", "REFERRAL_TOKEN_KEYS", "", "file with the issuer's public keys (PEM or JWKS); empty: the local development key"},
 		{&c.corsOrigins, "cors-origins", "REFERRAL_CORS_ORIGINS", "", "comma-separated browser origins allowed to call the routes with an access token"},
+		{&c.metricsAddr, "metrics-addr", "REFERRAL_METRICS_ADDR", "", "HOST:PORT serving GET /metrics on its own, and only there (default: /metrics on -addr)"},
 		{&c.dkimDomain, "dkim-domain", "REFERRAL_DKIM_DOMAIN", "", "DKIM signing domain (d=), e.g. -from's; with -dkim-selector and -dkim-key"},
 		{&c.dkimSelector, "dkim-selector", "REFERRAL_DKIM_SELECTOR", "", "DKIM selector (s=): the key is published at SELECTOR._domainkey.DOMAIN"},
 		{&c.dkimKey, "dkim-key", "REFERRAL_DKIM_KEY", "", "PEM file with the DKIM private key (RSA of 2048 bits or more, or Ed25519); the start-up log shows the DNS TXT record"},
@@ -161,6 +163,11 @@ func (c *config) check() error {
 	if c.addr == "" {
 		return errors.New("-addr is empty")
 	}
+	if c.metricsAddr != "" {
+		if _, port, err := net.SplitHostPort(c.metricsAddr); err != nil || port == "" {
+			return fmt.Errorf("-metrics-addr must be HOST:PORT, like 127.0.0.1:9090, or empty for /metrics on -addr, not %q", c.metricsAddr)
+		}
+	}
 	if c.tokenKeys != "" && c.tokenIssuer == "" {
 		return errors.New("-token-keys needs -token-issuer: the iss that tokens signed with those keys carry")
 	}
@@ -227,6 +234,19 @@ func (c *config) listen() (net.Listener, error) {
 		host, _, _ := net.SplitHostPort(c.addr) // Listen took it
 		_, port, _ := net.SplitHostPort(ln.Addr().String())
 		c.publicURL = publicURLOf(host, port)
+	}
+	return ln, nil
+}
+
+// listenMetrics listens on -metrics-addr, or returns nil when it is empty
+// and /metrics is served on -addr.
+func (c *config) listenMetrics() (net.Listener, error) {
+	if c.metricsAddr == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", c.metricsAddr)
+	if err != nil {
+		return nil, fmt.Errorf("-metrics-addr: %w", err)
 	}
 	return ln, nil
 }

@@ -39,7 +39,7 @@ func newTestHandler(t *testing.T) *referral.Handler {
 // an access token and a JSON body, and the request that follows.
 func TestCORSPreflight(t *testing.T) {
 	t.Parallel()
-	h := routes(newTestHandler(t), nil, okStore{}, []string{"https://app.example.com"}, discard)
+	h := routes(newTestHandler(t), nil, okStore{}, []string{"https://app.example.com"}, nil, discard)
 
 	const user = "/v1/users/6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b"
 	const invite = user + "/referral-invites/0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b"

@@ -28,7 +28,9 @@
 // fragment reaches no log, and the page takes it out of the address bar.
 // With -dkim-domain, -dkim-selector and -dkim-key (all three or none) every
 // message is DKIM-signed, and the start-up log shows the DNS TXT record to
-// publish.
+// publish. GET /metrics serves the handler's Prometheus metrics with Go's
+// runtime and process collectors, from a registry of the server's own; with
+// -metrics-addr HOST:PORT it is served only on that listener.
 //
 // Subcommands (all take -db):
 //

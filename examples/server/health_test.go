@@ -63,7 +63,7 @@ func TestHealthz(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			rec := httptest.NewRecorder()
-			routes(newTestHandler(t), nil, tt.store, nil, discard).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+			routes(newTestHandler(t), nil, tt.store, nil, nil, discard).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
 			assert.Equal(t, tt.status, rec.Code)
 			assert.Equal(t, "application/json; charset=utf-8", rec.Header().Get("Content-Type"))
 			assert.Equal(t, "no-store", rec.Header().Get("Cache-Control"))
@@ -103,7 +103,7 @@ func TestHealthzFloodIsNotAWriteFlood(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { real.Close() })
 	var n atomic.Int64
-	h := routes(newTestHandler(t), nil, countingStore{real, &n}, nil, discard)
+	h := routes(newTestHandler(t), nil, countingStore{real, &n}, nil, nil, discard)
 	var wg sync.WaitGroup
 	for range 50 {
 		wg.Go(func() {

@@ -24,7 +24,7 @@ import (
 // script and no inline event handlers for the CSP to refuse.
 func TestReferrerPageHeaders(t *testing.T) {
 	t.Parallel()
-	h := routes(newTestHandler(t), nil, okStore{}, nil, discard)
+	h := routes(newTestHandler(t), nil, okStore{}, nil, nil, discard)
 	for _, tt := range []struct{ path, contentType string }{
 		{"/referrals", "text/html; charset=utf-8"},
 		{"/referrals.js", "text/javascript; charset=utf-8"},

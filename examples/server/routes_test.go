@@ -16,7 +16,7 @@ import (
 // ServeMux's text 404 or a redirect to another path.
 func TestUnknownV1PathsAnswerInTheEnvelope(t *testing.T) {
 	t.Parallel()
-	h := routes(newTestHandler(t), nil, okStore{}, nil, discard)
+	h := routes(newTestHandler(t), nil, okStore{}, nil, nil, discard)
 	const user = "6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b"
 	for _, target := range []string{
 		"/v1/nope",

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/cors"
 
 	"github.com/referralkit/referralkit/auth"
@@ -61,6 +62,13 @@ All of them take -db; token and codes take -user-ids. Flags of the server:
 	if err := c.check(); err != nil {
 		return usageError{err}
 	}
+	mln, err := c.listenMetrics()
+	if err != nil {
+		return usageError{err}
+	}
+	if mln != nil {
+		defer mln.Close()
+	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 
 	store, err := openBackend(ctx, &c)
@@ -84,13 +92,21 @@ All of them take -db; token and codes take -user-ids. Flags of the server:
 		return usageError{err}
 	}
 	apiKeys := auth.NewAPIKeys(store)
-	h, err := newHandler(&c, store, auth.Either(apiKeys, tokens), mailer, log)
+	reg := newRegistry()
+	h, err := newHandler(&c, store, auth.Either(apiKeys, tokens), mailer, reg, log)
 	if err != nil {
 		return usageError{err}
 	}
+	metrics := metricsRoute(reg)
+	mainMetrics, metricsURL := metrics, "http://"+ln.Addr().String()+metricsPath
+	var msrv *http.Server // nil: /metrics is on -addr
+	if mln != nil {
+		mainMetrics, metricsURL = nil, "http://"+mln.Addr().String()+metricsPath
+		msrv = metricsServer(metrics, log)
+	}
 
 	srv := &http.Server{
-		Handler:           routes(h, apiKeys, store, c.origins(), log),
+		Handler:           routes(h, apiKeys, store, c.origins(), mainMetrics, log),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		// Inline delivery may take up to the send timeout.
@@ -113,6 +129,7 @@ All of them take -db; token and codes take -user-ids. Flags of the server:
 	log.Info(tokenNote)
 	log.Info("next: create an API key with: " + keysCreateCommand(&c))
 	log.Info(referrerPageNote(&c))
+	log.Info("Prometheus metrics", "url", metricsURL)
 	log.Info("referral server listening", "addr", "http://"+ln.Addr().String(), "route", "POST "+referral.Pattern, "delivery", c.delivery)
 
 	var workers sync.WaitGroup
@@ -121,21 +138,28 @@ All of them take -db; token and codes take -user-ids. Flags of the server:
 	// crash (or whose inline send was cut off) is only ever delivered by a
 	// worker claiming it once its lease has run out.
 	workers.Go(func() { h.Run(workerCtx) })
-	served := make(chan error, 1)
+	served := make(chan error, 2)
 	go func() { served <- srv.Serve(ln) }()
+	if msrv != nil {
+		go func() { served <- msrv.Serve(mln) }()
+	}
 
+	// Either server failing stops both, as a signal does.
 	select {
 	case err = <-served:
 	case <-ctx.Done():
 		log.Info("shutting down: finishing requests in flight")
-		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-		err = srv.Shutdown(sctx)
-		cancel()
 	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	if msrv != nil {
+		err = errors.Join(err, msrv.Shutdown(sctx))
+	}
+	err = errors.Join(err, srv.Shutdown(sctx))
+	cancel()
 	stopWorker()
 	workers.Wait()
 	if errors.Is(err, http.ErrServerClosed) {
-		err = nil
+		err = nil // Serve only returns it once Shutdown was called
 	}
 	log.Info("stopped")
 	return err
@@ -143,7 +167,8 @@ All of them take -db; token and codes take -user-ids. Flags of the server:
 
 // newHandler builds the referral handler from a checked c: the server and
 // "codes show" share it, so that a code's link is the same in both.
-func newHandler(c *config, store backend, a referral.Authenticator, m referral.Mailer, log *slog.Logger) (*referral.Handler, error) {
+// Its metrics go to reg, if not nil.
+func newHandler(c *config, store backend, a referral.Authenticator, m referral.Mailer, reg prometheus.Registerer, log *slog.Logger) (*referral.Handler, error) {
 	ids, err := c.ids()
 	if err != nil {
 		return nil, err
@@ -185,6 +210,8 @@ func newHandler(c *config, store backend, a referral.Authenticator, m referral.M
 		Delivery:     delivery,
 		SendTimeout:  duration(c.sendTimeout),
 		RetryBackoff: duration(c.retryBackoff),
+		Metrics:      reg,
+		Queue:        store,
 		Logger:       log,
 	})
 }
@@ -193,9 +220,10 @@ func newHandler(c *config, store backend, a referral.Authenticator, m referral.M
 // the referrer's routes (their code, revoking and resending an invite) and
 // page, the referral-code routes (redemptions take API keys only: they are
 // the host's server-side call), the unsubscribe links' route, the sign-up
-// landing page, /healthz (200 while the store can write), and CORS for the
-// origins given.
-func routes(h *referral.Handler, apiKeys referral.Authenticator, store backend, origins []string, log *slog.Logger) http.Handler {
+// landing page, /healthz (200 while the store can write), /metrics (a
+// 404 in the envelope when metrics is nil: -metrics-addr serves them), and
+// CORS for the origins given.
+func routes(h *referral.Handler, apiKeys referral.Authenticator, store backend, origins []string, metrics http.Handler, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(referral.Pattern, h)
 	mux.Handle(referral.ReferralCodePattern, h.ReferralCode())
@@ -223,6 +251,12 @@ func routes(h *referral.Handler, apiKeys referral.Authenticator, store backend, 
 		}
 		writeEnvelope(w, http.StatusOK, "ok")
 	})
+	if metrics == nil {
+		metrics = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeEnvelope(w, http.StatusNotFound, "not found")
+		})
+	}
+	mux.Handle(metricsPath, metrics)
 	api := v1Only(mux)
 	if len(origins) == 0 {
 		return api

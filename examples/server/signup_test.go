@@ -26,7 +26,7 @@ func TestSignupPage(t *testing.T) {
 	h := newTestHandler(t)
 	code, err := h.Code(context.Background(), "0b0f7c1e-6a55-4c6e-9d7e-5a1f2b3c4d5e", tourUser)
 	require.NoError(t, err)
-	srv := routes(h, nil, okStore{}, nil, discard)
+	srv := routes(h, nil, okStore{}, nil, nil, discard)
 	get := func(ref string) string {
 		t.Helper()
 		rec := httptest.NewRecorder()

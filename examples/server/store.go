@@ -10,12 +10,14 @@ import (
 )
 
 // backend is everything the server keeps: codes and invites (and their
-// referrers' view of them), redemptions, suppressions, apps and keys.
+// referrers' view of them and the delivery queue's length), redemptions,
+// suppressions, apps and keys.
 type backend interface {
 	referral.CodeStore
 	referral.RedemptionStore
 	referral.RecipientStore
 	referral.ReferrerStore
+	referral.QueueStore
 	auth.KeyStore
 	auth.KeyManager
 	Ping(ctx context.Context) error

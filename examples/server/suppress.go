@@ -114,5 +114,5 @@ func knownApp(ctx context.Context, store backend, cmd, app string) (string, erro
 func newOfflineHandler(c *config, store backend) (*referral.Handler, error) {
 	return newHandler(c, store, referral.AuthenticatorFunc(func(*http.Request, string) (referral.Principal, error) {
 		return referral.Principal{}, referral.ErrUnauthenticated
-	}), noMail{}, slog.New(slog.DiscardHandler))
+	}), noMail{}, nil, slog.New(slog.DiscardHandler))
 }
