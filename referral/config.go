@@ -160,6 +160,14 @@ type Config struct {
 	// needs Redemptions.
 	OnRedeemed func(context.Context, Redemption)
 
+	// Webhooks, if set, is sent every event of Config.Events (DESIGN
+	// section 8) by Run's webhook lane, at least once, whatever the
+	// delivery mode; webhook.Sender is one. It needs Events.
+	Webhooks EventSender
+	// Events is the store's outbox (the stores of this module have one,
+	// off unless opened with it on). Required with Webhooks.
+	Events EventStore
+
 	// Metrics, if set, gets the handler's Prometheus metrics:
 	// referralkit_invites_total{result}, referralkit_deliveries_total{result},
 	// referralkit_delivery_seconds, and with Queue referralkit_queue_depth and
@@ -241,6 +249,9 @@ func New(cfg Config) (*Handler, error) {
 	}
 	if cfg.UserIDs != UUIDs && cfg.UserIDs != OpaqueIDs {
 		return nil, fmt.Errorf("referral: Config.UserIDs: unknown rule %d", cfg.UserIDs)
+	}
+	if cfg.Webhooks != nil && (cfg.Events == nil || !cfg.Events.Outbox()) {
+		return nil, ErrNoOutbox
 	}
 	if cfg.OnRedeemed != nil && cfg.Redemptions == nil {
 		return nil, errors.New("referral: Config.OnRedeemed needs Config.Redemptions")

@@ -3,6 +3,7 @@ package referral
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 )
 
@@ -70,3 +71,86 @@ type EventSender interface {
 
 // ErrNoOutbox: Config.Webhooks is set but Config.Events records no events.
 var ErrNoOutbox = errors.New("referral: Config.Webhooks needs Config.Events of a store whose outbox is on")
+
+// webhookLease is how long a claimed batch of events is the worker's: a
+// send has eventTimeout, and a batch is sent one by one.
+const (
+	eventBatch   = 10
+	eventTimeout = 15 * time.Second
+	// eventRetryFor is how long an event is retried: at least three
+	// days, as DESIGN section 8 asks.
+	eventRetryFor = 72 * time.Hour
+)
+
+// DeliverEvents claims one batch of due events of Config.Events, sends
+// each to Config.Webhooks and records the outcome: removed when sent,
+// due again after a back-off (RetryBackoff doubled per attempt, with
+// jitter, up to an hour) when not, and given up once it is three days
+// old. It returns how many it claimed. Run calls it in a lane of its own,
+// so that a slow endpoint never delays an email; a host may call it from
+// its own scheduler instead.
+func (h *Handler) DeliverEvents(ctx context.Context) (int, error) {
+	if h.cfg.Webhooks == nil {
+		return 0, nil
+	}
+	now := h.cfg.Now().UTC()
+	evs, err := h.cfg.Events.ClaimEvents(ctx, now, time.Duration(eventBatch+1)*eventTimeout, eventBatch)
+	if err != nil {
+		return 0, err
+	}
+	for _, ev := range evs {
+		if ctx.Err() != nil {
+			break // the lease runs out and the rest are claimed again
+		}
+		sctx, cancel := context.WithTimeout(ctx, eventTimeout)
+		sendErr := h.cfg.Webhooks.SendEvent(sctx, ev)
+		cancel()
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), eventTimeout)
+		var recErr error
+		if sendErr == nil {
+			h.metrics.webhook("sent")
+			recErr = h.cfg.Events.EventDelivered(rctx, ev.ID, ev.Attempts)
+		} else {
+			at := h.cfg.Now().UTC()
+			giveUp := at.Sub(ev.At) >= eventRetryFor
+			if giveUp {
+				h.metrics.webhook("failed")
+				h.cfg.Logger.LogAttrs(ctx, slog.LevelError, "referral webhook given up after three days",
+					slog.String("event_id", ev.ID), slog.String("type", ev.Type), slog.String("cause", sendErr.Error()))
+			} else {
+				h.metrics.webhook("retry")
+			}
+			recErr = h.cfg.Events.EventFailed(rctx, ev.ID, ev.Attempts, at.Add(h.backoff(ev.Attempts)), sendErr.Error(), giveUp)
+		}
+		cancel()
+		if recErr != nil {
+			// The lease runs out and the event is sent again: at least once.
+			h.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "referral webhook: recording a delivery failed",
+				slog.String("event_id", ev.ID), slog.String("cause", recErr.Error()))
+		}
+	}
+	return len(evs), nil
+}
+
+// runEvents is Run's webhook lane.
+func (h *Handler) runEvents(ctx context.Context) {
+	for {
+		n, err := h.DeliverEvents(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			h.cfg.Logger.LogAttrs(ctx, slog.LevelError, "referral webhook: claiming events failed", slog.String("cause", err.Error()))
+		}
+		if n > 0 && err == nil {
+			continue
+		}
+		t := time.NewTimer(h.cfg.PollInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}

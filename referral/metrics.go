@@ -31,6 +31,7 @@ type metrics struct {
 	invites         *prometheus.CounterVec
 	deliveries      *prometheus.CounterVec
 	deliverySeconds prometheus.Histogram
+	webhooks        *prometheus.CounterVec
 }
 
 // queueReadTimeout bounds the store read behind the queue gauges; a scrape
@@ -59,8 +60,12 @@ func newMetrics(reg prometheus.Registerer, q QueueStore, now func() time.Time) (
 			Help:    "Time the mail transport took for one delivery attempt.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 12), // 10 ms to 20 s
 		}),
+		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "referralkit_webhook_deliveries_total",
+			Help: "Webhook deliveries by result: sent, retry (tried again later) or failed (given up after three days).",
+		}, []string{"result"}),
 	}
-	cs := []prometheus.Collector{m.invites, m.deliveries, m.deliverySeconds}
+	cs := []prometheus.Collector{m.invites, m.deliveries, m.deliverySeconds, m.webhooks}
 	if q != nil {
 		g := &queueGauge{store: q, now: now}
 		cs = append(cs,
@@ -85,6 +90,7 @@ func newMetrics(reg prometheus.Registerer, q QueueStore, now func() time.Time) (
 	}
 	for _, r := range []string{"sent", "retry", "failed"} {
 		m.deliveries.WithLabelValues(r)
+		m.webhooks.WithLabelValues(r)
 	}
 	return m, nil
 }
@@ -107,6 +113,14 @@ func (m *metrics) delivery(result string) {
 		return
 	}
 	m.deliveries.WithLabelValues(result).Inc()
+}
+
+// webhook counts the outcome of one webhook delivery.
+func (m *metrics) webhook(result string) {
+	if m == nil {
+		return
+	}
+	m.webhooks.WithLabelValues(result).Inc()
 }
 
 // sendTook observes the time one Mailer.Send took.

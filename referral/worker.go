@@ -25,10 +25,18 @@ const eraseInterval = time.Minute
 // invite is claimed with a lease, so two workers never send it at the same
 // time. Transient failures are retried with exponential back-off and jitter
 // up to Config.MaxAttempts; permanent refusals (mail.ErrPermanent) fail at
-// once. A worker stopped mid-batch hands its unsent invites back. When
+// once. A worker stopped mid-batch hands its unsent invites back. With
+// Config.Webhooks it also delivers events (DeliverEvents), in a lane of its
+// own. When
 // idle, about once a minute, it also erases expired addresses (see
 // EraseExpiredAddresses).
 func (h *Handler) Run(ctx context.Context) error {
+	if h.cfg.Webhooks != nil {
+		// A lane of its own: a slow endpoint never delays an email.
+		var lane sync.WaitGroup
+		lane.Go(func() { h.runEvents(ctx) })
+		defer lane.Wait()
+	}
 	var nextErase time.Time
 	for {
 		n, err := h.DeliverDue(ctx)

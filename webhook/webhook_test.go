@@ -17,6 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/referralkit/referralkit/referral"
 	"github.com/referralkit/referralkit/webhook"
 )
 
@@ -498,4 +502,34 @@ func TestBackoffReachesRetryFor(t *testing.T) {
 	if attempts > 200 {
 		t.Fatalf("%d attempts to cover RetryFor", attempts)
 	}
+}
+
+// A referral event goes out with its id as webhook-id, its type and time,
+// and ids only in data.
+func TestSendEvent(t *testing.T) {
+	t.Parallel()
+	secret, err := webhook.ParseSecret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+	require.NoError(t, err)
+	var got struct {
+		id   string
+		body []byte
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if webhook.Verify(secret, r.Header, body, time.Now(), 0) != nil {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		got.id, got.body = r.Header.Get("webhook-id"), body
+	}))
+	defer srv.Close()
+	s := &webhook.Sender{URL: srv.URL, Secret: secret}
+	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	require.NoError(t, s.SendEvent(context.Background(), referral.Event{
+		ID: "01890000-0000-7000-8000-000000000001", Type: referral.EventReferralRedeemed, At: at,
+		AppID: "app", ReferrerID: "42", Code: "ABCDEFGHJK", NewUserID: "43",
+	}))
+	assert.Equal(t, "01890000-0000-7000-8000-000000000001", got.id)
+	assert.JSONEq(t, `{"type":"referral.redeemed","timestamp":"2026-12-01T10:00:00Z",
+		"data":{"appId":"app","referrerId":"42","code":"ABCDEFGHJK","newUserId":"43"}}`, string(got.body))
 }

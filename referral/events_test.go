@@ -1,0 +1,186 @@
+package referral_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/referralkit/referralkit/referral"
+	"github.com/referralkit/referralkit/store/memory"
+)
+
+// fakeOutbox is an EventStore holding events given to it, for the
+// worker's lane alone; the stores' own outboxes have storetest.
+type fakeOutbox struct {
+	mu     sync.Mutex
+	on     bool
+	events map[string]*referral.Event
+	done   []string
+	gaveUp []string
+}
+
+func (o *fakeOutbox) Outbox() bool { return o.on }
+
+func (o *fakeOutbox) add(ev referral.Event) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.events == nil {
+		o.events = map[string]*referral.Event{}
+	}
+	ev.NextAttemptAt = ev.At
+	o.events[ev.ID] = &ev
+}
+
+func (o *fakeOutbox) ClaimEvents(_ context.Context, now time.Time, lease time.Duration, max int) ([]referral.Event, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var out []referral.Event
+	for _, ev := range o.events {
+		if len(out) < max && !ev.NextAttemptAt.After(now) && !ev.LeaseUntil.After(now) {
+			ev.Attempts++
+			ev.LeaseUntil = now.Add(lease)
+			out = append(out, *ev)
+		}
+	}
+	return out, nil
+}
+
+func (o *fakeOutbox) EventDelivered(_ context.Context, id string, attempt int) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if ev, ok := o.events[id]; ok && ev.Attempts == attempt {
+		delete(o.events, id)
+		o.done = append(o.done, id)
+	}
+	return nil
+}
+
+func (o *fakeOutbox) EventFailed(_ context.Context, id string, attempt int, next time.Time, lastError string, giveUp bool) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	ev, ok := o.events[id]
+	if !ok || ev.Attempts != attempt {
+		return nil
+	}
+	if giveUp {
+		delete(o.events, id)
+		o.gaveUp = append(o.gaveUp, id)
+		return nil
+	}
+	ev.NextAttemptAt, ev.LeaseUntil, ev.LastError = next, time.Time{}, lastError
+	return nil
+}
+
+// flakySender fails the first n sends of each event.
+type flakySender struct {
+	mu    sync.Mutex
+	fail  int
+	tries map[string]int
+	sent  []string
+}
+
+func (s *flakySender) SendEvent(_ context.Context, ev referral.Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tries == nil {
+		s.tries = map[string]int{}
+	}
+	s.tries[ev.ID]++
+	if s.tries[ev.ID] <= s.fail {
+		return errors.New("503 from the endpoint")
+	}
+	s.sent = append(s.sent, ev.ID)
+	return nil
+}
+
+func TestWebhookLaneRetriesThenGivesUp(t *testing.T) {
+	t.Parallel()
+	out := &fakeOutbox{on: true}
+	sender := &flakySender{fail: 2}
+	f := newFixture(t, func(c *referral.Config) { c.Webhooks, c.Events = sender, out })
+	ctx := context.Background()
+	out.add(referral.Event{ID: "e1", Type: referral.EventInviteSent, At: f.Now().UTC()})
+
+	for range 2 { // two failures, each due again after a back-off
+		n, err := f.h.DeliverEvents(ctx)
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+		n, err = f.h.DeliverEvents(ctx)
+		require.NoError(t, err)
+		assert.Zero(t, n, "not before its back-off")
+		f.Advance(2 * time.Hour)
+	}
+	_, err := f.h.DeliverEvents(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"e1"}, sender.sent)
+	assert.Equal(t, []string{"e1"}, out.done)
+
+	// An endpoint that never answers 2xx: given up once the event is three
+	// days old, not before.
+	dead := &flakySender{fail: 1 << 30}
+	g := newFixture(t, func(c *referral.Config) { c.Webhooks, c.Events = dead, out })
+	out.add(referral.Event{ID: "e2", Type: referral.EventInviteFailed, At: g.Now().UTC()})
+	for range 71 {
+		_, err := g.h.DeliverEvents(ctx)
+		require.NoError(t, err)
+		g.Advance(time.Hour)
+	}
+	assert.Empty(t, out.gaveUp, "still retried before three days")
+	g.Advance(2 * time.Hour)
+	_, err = g.h.DeliverEvents(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"e2"}, out.gaveUp)
+}
+
+// Webhooks need an outbox that records events.
+func TestWebhooksNeedAnOutbox(t *testing.T) {
+	t.Parallel()
+	for _, events := range []referral.EventStore{nil, &fakeOutbox{on: false}} {
+		_, err := tryNew(func(c *referral.Config) { c.Webhooks, c.Events = &flakySender{}, events })
+		assert.ErrorIs(t, err, referral.ErrNoOutbox)
+	}
+}
+
+// tryNew builds a handler of the fixture's configuration, changed.
+func tryNew(configure func(*referral.Config)) (*referral.Handler, error) {
+	store := memory.New()
+	cfg := referral.Config{Auth: referral.AuthenticatorFunc(testAuth), Store: store, Recipients: store,
+		Mailer: &discardMailer{}, From: "a@example.com", SignupURL: "https://example.com/?r={code}",
+		UnsubscribeURL: unsubscribeBase + "{token}"}
+	configure(&cfg)
+	return referral.New(cfg)
+}
+
+// blockedSender never answers until its context ends.
+type blockedSender struct{ calls chan struct{} }
+
+func (s blockedSender) SendEvent(ctx context.Context, _ referral.Event) error {
+	s.calls <- struct{}{}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// A webhook endpoint that hangs does not delay an email: the lanes are
+// apart.
+func TestWebhookLaneDoesNotHoldUpEmails(t *testing.T) {
+	t.Parallel()
+	out := &fakeOutbox{on: true}
+	sender := blockedSender{calls: make(chan struct{}, 16)}
+	f := newFixture(t, func(c *referral.Config) {
+		c.Delivery, c.Webhooks, c.Events, c.PollInterval = referral.Queued, sender, out, 5*time.Millisecond
+	})
+	out.add(referral.Event{ID: "e1", Type: referral.EventInviteSent, At: f.Now().UTC()})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- f.h.Run(ctx) }()
+	<-sender.calls // the lane is stuck in a send
+	checkEnvelope(t, f.post(invite("a@example.com", "en")), 201)
+	require.Eventually(t, func() bool { return len(f.mailer.Messages()) == 1 }, 10*time.Second, 5*time.Millisecond)
+	cancel()
+	assert.ErrorIs(t, <-done, context.Canceled, "Run returns once both lanes stop")
+}
