@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -23,6 +24,7 @@ import (
 	"github.com/referralkit/referralkit/mail"
 	"github.com/referralkit/referralkit/referral"
 	"github.com/referralkit/referralkit/store/memory"
+	"github.com/referralkit/referralkit/webhook"
 )
 
 // TestOpenAPI checks ../openapi.yaml against what the handlers answer:
@@ -164,6 +166,43 @@ func TestOpenAPI(t *testing.T) {
 		require.NoError(t, err)
 		revoke.add(f.routes(http.MethodDelete, invitesPath+f.store.Invites()[2].ID)) // accepted
 		doc.check(t, referral.InvitePattern, "delete", revoke)
+	})
+
+	// What webhook.Sender posts for each event type fits the document's
+	// webhooks and their schema.
+	t.Run("webhooks", func(t *testing.T) {
+		hooks, ok := spec["webhooks"].(map[string]any)
+		require.True(t, ok, "the document has webhooks")
+		secret, err := webhook.ParseSecret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+		require.NoError(t, err)
+		bodies := make(chan []byte, 1)
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			bodies <- b
+		}))
+		defer srv.Close()
+		sender := &webhook.Sender{URL: srv.URL, Secret: secret}
+		at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+		events := []referral.Event{
+			{Type: referral.EventInviteSent, InviteID: "i", AppID: appID, ReferrerID: userID, Status: referral.StatusSent},
+			{Type: referral.EventInviteFailed, InviteID: "i", AppID: appID, ReferrerID: userID, Status: referral.StatusFailed},
+			{Type: referral.EventInviteSuppressed, InviteID: "i", AppID: appID, ReferrerID: userID, Status: referral.StatusSuppressed},
+			{Type: referral.EventInviteRevoked, InviteID: "i", AppID: appID, ReferrerID: userID, Status: referral.StatusRevoked},
+			{Type: referral.EventReferralRedeemed, AppID: appID, ReferrerID: userID, Code: "ABCDEFGHJK", NewUserID: newUser},
+		}
+		assert.Len(t, hooks, len(events), "every event type is documented")
+		for _, ev := range events {
+			ev.ID, ev.At = "01890000-0000-7000-8000-000000000001", at
+			require.NoError(t, sender.SendEvent(context.Background(), ev))
+			body := <-bodies
+			_, ok := hooks[ev.Type]
+			assert.True(t, ok, "webhook %s is documented", ev.Type)
+			media := doc.at("webhooks", ev.Type, "post", "requestBody", "content", "application/json")
+			var v any
+			require.NoError(t, json.Unmarshal(body, &v))
+			assert.NoError(t, doc.validate(media["schema"].(map[string]any), v), "%s: %s", ev.Type, body)
+			assert.NotContains(t, string(body), "@")
+		}
 	})
 
 	t.Run("unsubscribe", func(t *testing.T) {
