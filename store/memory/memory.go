@@ -13,7 +13,9 @@ import (
 )
 
 // Store is an in-memory referral.CodeStore, referral.RedemptionStore,
-// referral.RecipientStore, referral.ReferrerStore and referral.QueueStore. The zero value is not ready: use New.
+// referral.RecipientStore, referral.ReferrerStore, referral.QueueStore and
+// referral.EventStore. The zero value is not ready: use New or
+// NewWithOptions.
 type Store struct {
 	mu       sync.Mutex
 	codes    map[userKey]string
@@ -28,6 +30,10 @@ type Store struct {
 	byAddress  map[userKey][]*referral.Invite
 	suppressed map[userKey]referral.Suppression // by app and AddressHash
 	secrets    map[string][]byte
+	// outbox: the changes record events in events, by id; see
+	// Options.Outbox.
+	outbox bool
+	events map[string]*referral.Event
 }
 
 type userKey struct{ app, user string }
@@ -39,9 +45,27 @@ type idemKey struct {
 
 var _ referral.CodeStore = (*Store)(nil)
 
-// New returns an empty store.
+// New returns an empty store, its outbox off. It is NewWithOptions with
+// the zero Options.
 func New() *Store {
+	return NewWithOptions(Options{})
+}
+
+// Options are the choices of [NewWithOptions]. The zero value is [New]'s.
+type Options struct {
+	// Outbox makes the store record the events of its changes (see
+	// [referral.EventStore]) for a Handler's Config.Webhooks, each with
+	// the change it reports. Default false: no events are recorded, and
+	// Outbox reports false.
+	Outbox bool
+}
+
+// NewWithOptions returns an empty store with the choices of o.
+func NewWithOptions(o Options) *Store {
 	return &Store{
+		outbox: o.Outbox,
+		events: map[string]*referral.Event{},
+
 		codes:    map[userKey]string{},
 		owners:   map[string]referral.Owner{},
 		invites:  map[string]*referral.Invite{},
@@ -99,6 +123,9 @@ func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim refer
 					reason = s.suppressed[userKey{first.AppID, first.AddressHash}].Reason
 				}
 				*first = storeimpl.Reclaimed(*first, inv, reason)
+				if first.Status == referral.StatusSuppressed {
+					s.record(storeimpl.InviteEvent(referral.EventInviteSuppressed, *first, inv.CreatedAt))
+				}
 				return *first, false, nil
 			}
 			return *first, true, nil
@@ -131,6 +158,9 @@ func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim refer
 	}
 	if inv.IdempotencyKey != "" {
 		s.idemKeys[ik] = &stored
+	}
+	if stored.Status == referral.StatusSuppressed {
+		s.record(storeimpl.InviteEvent(referral.EventInviteSuppressed, stored, stored.CreatedAt))
 	}
 	return stored, false, nil
 }
@@ -253,6 +283,9 @@ func (s *Store) UpdateDelivery(ctx context.Context, id string, d referral.Delive
 	}
 	inv.LeaseUntil = time.Time{}
 	inv.UpdatedAt = d.At.UTC()
+	if typ, ok := storeimpl.DeliveryEvent(inv.Status); ok {
+		s.record(storeimpl.InviteEvent(typ, *inv, d.At))
+	}
 	return nil
 }
 

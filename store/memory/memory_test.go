@@ -27,3 +27,11 @@ func TestReferrerConformance(t *testing.T) {
 func TestQueueConformance(t *testing.T) {
 	storetest.RunQueue(t, func(t *testing.T) storetest.Queue { return memory.New() })
 }
+
+func TestEventConformance(t *testing.T) {
+	storetest.RunEvents(t, storetest.EventStores{
+		New: func(t *testing.T, outbox bool) storetest.Events {
+			return memory.NewWithOptions(memory.Options{Outbox: outbox})
+		},
+	})
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/referralkit/referralkit/referral"
+	"github.com/referralkit/referralkit/store/internal/storeimpl"
 )
 
 var _ referral.RecipientStore = (*Store)(nil)
@@ -47,6 +48,7 @@ func (s *Store) Suppress(ctx context.Context, sup referral.Suppression) error {
 		if inv.Status == referral.StatusPending {
 			inv.Status, inv.LastError = referral.StatusSuppressed, sup.Reason
 			inv.LeaseUntil, inv.UpdatedAt = time.Time{}, sup.CreatedAt.UTC()
+			s.record(storeimpl.InviteEvent(referral.EventInviteSuppressed, *inv, sup.CreatedAt))
 		}
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/referralkit/referralkit/referral"
+	"github.com/referralkit/referralkit/store/internal/storeimpl"
 )
 
 var _ referral.RedemptionStore = (*Store)(nil)
@@ -25,6 +26,7 @@ func (s *Store) Redeem(ctx context.Context, r referral.Redemption) (referral.Red
 	s.redeemed[k] = r
 	ref := userKey{r.AppID, r.ReferrerID}
 	s.credited[ref] = append(s.credited[ref], r)
+	s.record(storeimpl.RedeemedEvent(r))
 	return r, true, nil
 }
 

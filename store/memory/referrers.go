@@ -90,6 +90,9 @@ func (s *Store) Resend(ctx context.Context, r referral.Resend, lim referral.Limi
 		return referral.Invite{}, &referral.LimitError{RetryAfter: wait}
 	}
 	*inv = storeimpl.Resent(*inv, r, s.suppressReason(userKey{inv.AppID, inv.AddressHash}, r.At, lim))
+	if inv.Status == referral.StatusSuppressed {
+		s.record(storeimpl.InviteEvent(referral.EventInviteSuppressed, *inv, r.At))
+	}
 	return *inv, nil
 }
 
@@ -111,6 +114,7 @@ func (s *Store) Revoke(ctx context.Context, appID, userID, id string, at time.Ti
 		return referral.ErrInviteAccepted
 	}
 	inv.Status, inv.LeaseUntil, inv.UpdatedAt = referral.StatusRevoked, time.Time{}, at.UTC()
+	s.record(storeimpl.InviteEvent(referral.EventInviteRevoked, *inv, at))
 	return nil
 }
 

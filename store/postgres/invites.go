@@ -230,6 +230,15 @@ func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim refer
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
+	// The event of an invite suppressed, in the same transaction: a third
+	// round trip, only with the outbox on and for a suppression.
+	switch {
+	case err != nil:
+	case reclaimedOne && reclaimed.Status == referral.StatusSuppressed:
+		err = s.record(ctx, tx, storeimpl.InviteEvent(referral.EventInviteSuppressed, reclaimed, now))
+	case !reclaimedOne && inserted && suppressed != nil:
+		err = s.record(ctx, tx, storeimpl.InviteEvent(referral.EventInviteSuppressed, storeimpl.Suppressed(inv, *suppressed), now))
+	}
 	if err == nil {
 		err = tx.Commit(ctx)
 	}
@@ -259,21 +268,35 @@ func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim refer
 // UpdateDelivery records the outcome of a delivery attempt; see
 // [referral.CodeStore].
 func (s *Store) UpdateDelivery(ctx context.Context, id string, d referral.Delivery) error {
-	// next_attempt_at changes only for a retry, sent_at for a send.
-	_, err := s.pool.Exec(ctx, `UPDATE referral_invites
-		SET status = @status, last_error = @last_error,
-			next_attempt_at = CASE WHEN @status = 'pending' THEN @next_attempt_at ELSE next_attempt_at END,
-			sent_at = CASE WHEN @status = 'sent' THEN @at ELSE sent_at END,
-			lease_until = NULL, updated_at = @at
-		WHERE id = @id AND status = 'pending' AND attempts = @attempt`,
-		pgx.NamedArgs{
-			"status":          string(d.Status),
-			"last_error":      d.LastError,
-			"next_attempt_at": d.NextAttemptAt,
-			"at":              d.At,
-			"id":              id,
-			"attempt":         d.Attempt,
-		})
+	err := s.change(ctx, func(q querier) error {
+		// next_attempt_at changes only for a retry, sent_at for a send.
+		var inv referral.Invite
+		err := q.QueryRow(ctx, `UPDATE referral_invites
+			SET status = @status, last_error = @last_error,
+				next_attempt_at = CASE WHEN @status = 'pending' THEN @next_attempt_at ELSE next_attempt_at END,
+				sent_at = CASE WHEN @status = 'sent' THEN @at ELSE sent_at END,
+				lease_until = NULL, updated_at = @at
+			WHERE id = @id AND status = 'pending' AND attempts = @attempt
+			RETURNING id, app_id, referrer_id, status`,
+			pgx.NamedArgs{
+				"status":          string(d.Status),
+				"last_error":      d.LastError,
+				"next_attempt_at": d.NextAttemptAt,
+				"at":              d.At,
+				"id":              id,
+				"attempt":         d.Attempt,
+			}).Scan(&inv.ID, &inv.AppID, &inv.ReferrerID, &inv.Status)
+		if isNoRows(err) {
+			return nil // not pending, or a newer attempt has it: a no-op
+		}
+		if err != nil {
+			return err
+		}
+		if typ, ok := storeimpl.DeliveryEvent(inv.Status); ok {
+			return s.record(ctx, q, storeimpl.InviteEvent(typ, inv, d.At))
+		}
+		return nil
+	})
 	if err != nil {
 		return wrap(ctx, "update delivery", err)
 	}

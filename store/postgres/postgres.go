@@ -16,7 +16,8 @@ import (
 )
 
 // Store is a referral.CodeStore, referral.RedemptionStore,
-// referral.RecipientStore, referral.ReferrerStore, referral.QueueStore, auth.KeyStore and auth.KeyManager in a
+// referral.RecipientStore, referral.ReferrerStore, referral.QueueStore,
+// referral.EventStore, auth.KeyStore and auth.KeyManager in a
 // PostgreSQL database. It is safe for concurrent use, and its checks hold
 // across every process that shares the database. Build it with [Open] or
 // [New].
@@ -24,6 +25,8 @@ type Store struct {
 	pool *pgxpool.Pool
 	// owned: Close closes pool (Open made it).
 	owned bool
+	// outbox: the changes record events; see Options.Outbox.
+	outbox bool
 }
 
 var (
@@ -98,6 +101,14 @@ type Options struct {
 	// without SkipMigrations first, which moves its tables. Default false:
 	// the store applies the migrations the schema lacks.
 	SkipMigrations bool
+
+	// Outbox makes the store record the events of its changes in
+	// referral_events (see [referral.EventStore]), each in the transaction
+	// of the change it reports, for a Handler's Config.Webhooks. Every
+	// store of one schema that writes should have it alike: one without it
+	// makes changes no event reports. Default false: no events are
+	// recorded, and Outbox reports false.
+	Outbox bool
 }
 
 // ErrSchema is returned, wrapped, by NewWithOptions with SkipMigrations
@@ -110,7 +121,7 @@ var ErrSchema = errors.New("the schema is missing or out of date")
 
 // NewWithOptions is [New] with the choices of o.
 func NewWithOptions(ctx context.Context, pool *pgxpool.Pool, o Options) (*Store, error) {
-	s := &Store{pool: pool}
+	s := &Store{pool: pool, outbox: o.Outbox}
 	prepare := s.migrate
 	if o.SkipMigrations {
 		prepare = s.checkSchema

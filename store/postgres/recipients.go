@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/referralkit/referralkit/referral"
+	"github.com/referralkit/referralkit/store/internal/storeimpl"
 )
 
 var _ referral.RecipientStore = (*Store)(nil)
@@ -49,9 +50,26 @@ func (s *Store) Suppress(ctx context.Context, sup referral.Suppression) error {
 			VALUES (@app_id, @address_hash, @reason, @at) ON CONFLICT (app_id, address_hash) DO NOTHING`, args); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `UPDATE referral_invites SET status = 'suppressed', last_error = @reason, lease_until = NULL, updated_at = @at
-			WHERE app_id = @app_id AND address_hash = @address_hash AND status = 'pending'`, args)
-		return err
+		rows, err := tx.Query(ctx, `UPDATE referral_invites SET status = 'suppressed', last_error = @reason, lease_until = NULL, updated_at = @at
+			WHERE app_id = @app_id AND address_hash = @address_hash AND status = 'pending'
+			RETURNING id, app_id, referrer_id, status`, args)
+		if err != nil {
+			return err
+		}
+		marked, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (referral.Invite, error) {
+			var inv referral.Invite
+			err := r.Scan(&inv.ID, &inv.AppID, &inv.ReferrerID, &inv.Status)
+			return inv, err
+		})
+		if err != nil {
+			return err
+		}
+		for _, inv := range marked {
+			if err := s.record(ctx, tx, storeimpl.InviteEvent(referral.EventInviteSuppressed, inv, sup.CreatedAt)); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return wrap(ctx, "suppress", err)

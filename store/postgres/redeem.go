@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/referralkit/referralkit/referral"
+	"github.com/referralkit/referralkit/store/internal/storeimpl"
 )
 
 var _ referral.RedemptionStore = (*Store)(nil)
@@ -43,15 +44,26 @@ WHERE app_id = @app_id AND new_user_id = @new_user_id AND NOT EXISTS (SELECT FRO
 // [referral.RedemptionStore].
 func (s *Store) Redeem(ctx context.Context, r referral.Redemption) (referral.Redemption, bool, error) {
 	r.CreatedAt = stored(r.CreatedAt)
-	got, created, err := scanRedemption(s.pool.QueryRow(ctx, redeemSQL, pgx.NamedArgs{
-		"app_id":      r.AppID,
-		"referrer_id": r.ReferrerID,
-		"code":        r.Code,
-		"new_user_id": r.NewUserID,
-		"email":       r.Email,
-		"email_key":   r.EmailKey,
-		"created_at":  r.CreatedAt,
-	}))
+	var (
+		got     referral.Redemption
+		created bool
+	)
+	err := s.change(ctx, func(q querier) error {
+		var err error
+		got, created, err = scanRedemption(q.QueryRow(ctx, redeemSQL, pgx.NamedArgs{
+			"app_id":      r.AppID,
+			"referrer_id": r.ReferrerID,
+			"code":        r.Code,
+			"new_user_id": r.NewUserID,
+			"email":       r.Email,
+			"email_key":   r.EmailKey,
+			"created_at":  r.CreatedAt,
+		}))
+		if err == nil && created {
+			err = s.record(ctx, q, storeimpl.RedeemedEvent(got))
+		}
+		return err
+	})
 	if isNoRows(err) {
 		// A concurrent call stored the first redemption; it has committed
 		// (the insert waited for it), so a new statement sees it. Rows are

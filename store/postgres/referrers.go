@@ -146,6 +146,9 @@ func (s *Store) Resend(ctx context.Context, r referral.Resend, lim referral.Limi
 				"resent_at":       inv.ResentAt,
 				"id":              inv.ID,
 			})
+		if err == nil && inv.Status == referral.StatusSuppressed {
+			err = s.record(ctx, tx, storeimpl.InviteEvent(referral.EventInviteSuppressed, inv, r.At))
+		}
 		got = inv
 		return err
 	})
@@ -183,9 +186,10 @@ const revokeSQL = `WITH target AS (
 revoked AS (
 	UPDATE referral_invites AS i SET status = 'revoked', lease_until = NULL, updated_at = $4
 	FROM target WHERE i.id = target.id AND NOT target.accepted AND i.status <> 'revoked'
-	RETURNING 1
+	RETURNING i.id, i.app_id, i.referrer_id, i.status
 )
-SELECT status, accepted FROM target`
+SELECT target.status, target.accepted, revoked.id, revoked.app_id, revoked.referrer_id, revoked.status
+FROM target LEFT JOIN revoked ON true`
 
 // Revoke marks the referrer's invite id revoked unless its address was
 // accepted; see [referral.ReferrerStore].
@@ -194,7 +198,18 @@ func (s *Store) Revoke(ctx context.Context, appID, userID, id string, at time.Ti
 		status   string
 		accepted bool
 	)
-	err := s.pool.QueryRow(ctx, revokeSQL, id, appID, userID, stored(at)).Scan(&status, &accepted)
+	err := s.change(ctx, func(q querier) error {
+		var (
+			revoked             referral.Invite
+			rid, rapp, rref, rs *string
+		)
+		err := q.QueryRow(ctx, revokeSQL, id, appID, userID, stored(at)).Scan(&status, &accepted, &rid, &rapp, &rref, &rs)
+		if err != nil || rid == nil {
+			return err
+		}
+		revoked.ID, revoked.AppID, revoked.ReferrerID, revoked.Status = *rid, *rapp, *rref, referral.Status(*rs)
+		return s.record(ctx, q, storeimpl.InviteEvent(referral.EventInviteRevoked, revoked, at))
+	})
 	switch {
 	case isNoRows(err):
 		return referral.ErrInviteNotFound

@@ -129,10 +129,31 @@ CREATE TABLE referral_secrets (
     created_at timestamptz NOT NULL
 );
 
+-- The outbox: the events of the store's changes, for the webhooks.
+CREATE TABLE referral_events (
+    id              text COLLATE "C" NOT NULL PRIMARY KEY, -- UUIDv7, the webhook-id
+    type            text        NOT NULL,             -- invite.sent, ..., referral.redeemed
+    at              timestamptz NOT NULL,             -- when the change was made
+    app_id          text COLLATE "C" NOT NULL,
+    invite_id       text COLLATE "C" NOT NULL DEFAULT '', -- '' for referral.redeemed
+    referrer_id     text COLLATE "C" NOT NULL,
+    status          text        NOT NULL DEFAULT '', -- the invite's new status; '' for referral.redeemed
+    code            text COLLATE "C" NOT NULL DEFAULT '', -- referral.redeemed: the code redeemed
+    new_user_id     text COLLATE "C" NOT NULL DEFAULT '', -- referral.redeemed: the user who signed up
+    attempts        integer     NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz NOT NULL,
+    lease_until     timestamptz,                      -- NULL while unclaimed
+    last_error      text        NOT NULL DEFAULT ''
+);
+
+-- ClaimEvents: oldest due first.
+CREATE INDEX referral_events_due ON referral_events (next_attempt_at, id);
+
 INSERT INTO referral_schema_migrations (version, name) VALUES
     (1, '0001_codes_invites.sql'),
     (2, '0002_keys.sql'),
     (3, '0003_redemptions.sql'),
     (4, '0004_referrer_name.sql'),
     (5, '0005_recipients.sql'),
-    (6, '0006_referrers.sql');
+    (6, '0006_referrers.sql'),
+    (7, '0007_events.sql');

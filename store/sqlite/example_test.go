@@ -93,6 +93,7 @@ func ExampleNew() {
 	// referral_api_keys
 	// referral_apps
 	// referral_codes
+	// referral_events
 	// referral_invites
 	// referral_redemptions
 	// referral_schema_migrations

@@ -29,7 +29,7 @@ func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim refer
 	)
 	err := s.write(ctx, func(c *wconn) error {
 		var err error
-		got, replayed, err = recordInvite(ctx, c, inv, lim)
+		got, replayed, err = s.recordInvite(ctx, c, inv, lim)
 		return err
 	})
 	var le *referral.LimitError
@@ -45,7 +45,7 @@ func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim refer
 // recordInvite does RecordInvite's checks, in the contract's order, and the
 // insert or the reclaim, inside the caller's write transaction, and returns
 // what RecordInvite returns. The write lock makes its reads final.
-func recordInvite(ctx context.Context, c *wconn, inv referral.Invite, lim referral.Limits) (referral.Invite, bool, error) {
+func (s *Store) recordInvite(ctx context.Context, c *wconn, inv referral.Invite, lim referral.Limits) (referral.Invite, bool, error) {
 	now := inv.CreatedAt
 	// Every window below is exclusive at its start: an invite created
 	// exactly Window ago no longer counts, so retrying RetryAfter later
@@ -74,6 +74,9 @@ func recordInvite(ctx context.Context, c *wconn, inv referral.Invite, lim referr
 				WHERE id = ?`,
 				string(first.Status), first.Attempts, first.LastError, millis(first.LeaseUntil), millis(first.NextAttemptAt),
 				millis(first.UpdatedAt), first.ID)
+			if err == nil && first.Status == referral.StatusSuppressed {
+				err = s.record(ctx, c, storeimpl.InviteEvent(referral.EventInviteSuppressed, first, inv.CreatedAt))
+			}
 			return first, false, err
 		case err == nil:
 			return first, true, nil
@@ -113,6 +116,9 @@ func recordInvite(ctx context.Context, c *wconn, inv referral.Invite, lim referr
 		string(inv.Status), inv.Attempts, inv.LastError,
 		millis(inv.NextAttemptAt), millis(inv.LeaseUntil), millis(inv.CreatedAt), millis(inv.UpdatedAt), inv.ReferrerName,
 		inv.AddressHash, millis(inv.SentAt), inv.Resends, millis(inv.ResentAt))
+	if err == nil && inv.Status == referral.StatusSuppressed {
+		err = s.record(ctx, c, storeimpl.InviteEvent(referral.EventInviteSuppressed, inv, inv.CreatedAt))
+	}
 	return inv, false, err
 }
 
@@ -183,14 +189,26 @@ const recipientSQL = `SELECT coalesce(
 func (s *Store) UpdateDelivery(ctx context.Context, id string, d referral.Delivery) error {
 	err := s.write(ctx, func(c *wconn) error {
 		// next_attempt_at changes only for a retry, sent_at for a send.
-		_, err := c.ExecContext(ctx, `UPDATE referral_invites
+		var inv referral.Invite
+		err := c.QueryRowContext(ctx, `UPDATE referral_invites
 			SET status = ?1, last_error = ?2,
 				next_attempt_at = CASE WHEN ?1 = 'pending' THEN ?3 ELSE next_attempt_at END,
 				sent_at = CASE WHEN ?1 = 'sent' THEN ?5 ELSE sent_at END,
 				lease_until = ?4, updated_at = ?5
-			WHERE id = ?6 AND status = 'pending' AND attempts = ?7`,
-			string(d.Status), d.LastError, millis(d.NextAttemptAt), millis(time.Time{}), millis(d.At), id, d.Attempt)
-		return err
+			WHERE id = ?6 AND status = 'pending' AND attempts = ?7
+			RETURNING id, app_id, referrer_id, status`,
+			string(d.Status), d.LastError, millis(d.NextAttemptAt), millis(time.Time{}), millis(d.At), id, d.Attempt).
+			Scan(&inv.ID, &inv.AppID, &inv.ReferrerID, &inv.Status)
+		if isNoRows(err) {
+			return nil // not pending, or a newer attempt has it: a no-op
+		}
+		if err != nil {
+			return err
+		}
+		if typ, ok := storeimpl.DeliveryEvent(inv.Status); ok {
+			return s.record(ctx, c, storeimpl.InviteEvent(typ, inv, d.At))
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: update delivery: %w", err)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/referralkit/referralkit/referral"
+	"github.com/referralkit/referralkit/store/internal/storeimpl"
 )
 
 var _ referral.RecipientStore = (*Store)(nil)
@@ -45,10 +46,34 @@ func (s *Store) Suppress(ctx context.Context, sup referral.Suppression) error {
 		if err != nil {
 			return err
 		}
-		_, err = c.ExecContext(ctx, `UPDATE referral_invites SET status = 'suppressed', last_error = ?, lease_until = ?, updated_at = ?
-			WHERE app_id = ? AND address_hash = ? AND status = 'pending'`,
+		rows, err := c.QueryContext(ctx, `UPDATE referral_invites SET status = 'suppressed', last_error = ?, lease_until = ?, updated_at = ?
+			WHERE app_id = ? AND address_hash = ? AND status = 'pending'
+			RETURNING id, app_id, referrer_id, status`,
 			sup.Reason, millis(time.Time{}), millis(sup.CreatedAt), sup.AppID, sup.AddressHash)
-		return err
+		if err != nil {
+			return err
+		}
+		var marked []referral.Invite
+		for rows.Next() {
+			var inv referral.Invite
+			if err := rows.Scan(&inv.ID, &inv.AppID, &inv.ReferrerID, &inv.Status); err != nil {
+				rows.Close()
+				return err
+			}
+			marked = append(marked, inv)
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, inv := range marked {
+			if err := s.record(ctx, c, storeimpl.InviteEvent(referral.EventInviteSuppressed, inv, sup.CreatedAt)); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: suppress: %w", err)

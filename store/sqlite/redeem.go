@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/referralkit/referralkit/referral"
+	"github.com/referralkit/referralkit/store/internal/storeimpl"
 )
 
 var _ referral.RedemptionStore = (*Store)(nil)
@@ -62,7 +63,7 @@ func (s *Store) Redeem(ctx context.Context, r referral.Redemption) (referral.Red
 		}
 		if n == 1 {
 			first, created = r, true
-			return nil
+			return s.record(ctx, c, storeimpl.RedeemedEvent(r))
 		}
 		// Another call stored the user's redemption since the read above;
 		// under the write lock it is the first for good.

@@ -116,6 +116,9 @@ func (s *Store) Resend(ctx context.Context, r referral.Resend, lim referral.Limi
 			WHERE id = ?`,
 			string(inv.Status), inv.Attempts, inv.LastError, millis(inv.NextAttemptAt), millis(inv.LeaseUntil),
 			millis(inv.UpdatedAt), inv.Resends, millis(inv.ResentAt), inv.ID)
+		if err == nil && inv.Status == referral.StatusSuppressed {
+			err = s.record(ctx, c, storeimpl.InviteEvent(referral.EventInviteSuppressed, inv, r.At))
+		}
 		got = inv
 		return err
 	})
@@ -154,9 +157,14 @@ func (s *Store) Revoke(ctx context.Context, appID, userID, id string, at time.Ti
 		case accepted:
 			return referral.ErrInviteAccepted
 		}
-		_, err = c.ExecContext(ctx, `UPDATE referral_invites SET status = 'revoked', lease_until = ?, updated_at = ? WHERE id = ?`,
-			millis(time.Time{}), millis(at), id)
-		return err
+		var inv referral.Invite
+		err = c.QueryRowContext(ctx, `UPDATE referral_invites SET status = 'revoked', lease_until = ?, updated_at = ? WHERE id = ?
+			RETURNING id, app_id, referrer_id, status`,
+			millis(time.Time{}), millis(at), id).Scan(&inv.ID, &inv.AppID, &inv.ReferrerID, &inv.Status)
+		if err != nil {
+			return err
+		}
+		return s.record(ctx, c, storeimpl.InviteEvent(referral.EventInviteRevoked, inv, at))
 	})
 	if err != nil {
 		return refusal("revoke", err)

@@ -126,10 +126,31 @@ CREATE TABLE referral_secrets (
     created_at INTEGER NOT NULL
 ) STRICT;
 
+-- The outbox: the events of the store's changes, for the webhooks.
+CREATE TABLE referral_events (
+    id              TEXT    NOT NULL PRIMARY KEY, -- UUIDv7, the webhook-id
+    type            TEXT    NOT NULL,             -- invite.sent, ..., referral.redeemed
+    at              INTEGER NOT NULL,             -- when the change was made
+    app_id          TEXT    NOT NULL,
+    invite_id       TEXT    NOT NULL DEFAULT '', -- '' for referral.redeemed
+    referrer_id     TEXT    NOT NULL,
+    status          TEXT    NOT NULL DEFAULT '', -- the invite's new status; '' for referral.redeemed
+    code            TEXT    NOT NULL DEFAULT '', -- referral.redeemed: the code redeemed
+    new_user_id     TEXT    NOT NULL DEFAULT '', -- referral.redeemed: the user who signed up
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    lease_until     INTEGER NOT NULL DEFAULT -62135596800000, -- zero while unclaimed
+    last_error      TEXT    NOT NULL DEFAULT ''
+) STRICT;
+
+-- ClaimEvents: oldest due first.
+CREATE INDEX referral_events_due ON referral_events (next_attempt_at, id);
+
 INSERT INTO referral_schema_migrations (version, name, applied_at) VALUES
     (1, '0001_invites.sql', CAST(unixepoch('subsec') * 1000 AS INTEGER)),
     (2, '0002_keys.sql', CAST(unixepoch('subsec') * 1000 AS INTEGER)),
     (3, '0003_redemptions.sql', CAST(unixepoch('subsec') * 1000 AS INTEGER)),
     (4, '0004_referrer_name.sql', CAST(unixepoch('subsec') * 1000 AS INTEGER)),
     (5, '0005_recipients.sql', CAST(unixepoch('subsec') * 1000 AS INTEGER)),
-    (6, '0006_referrers.sql', CAST(unixepoch('subsec') * 1000 AS INTEGER));
+    (6, '0006_referrers.sql', CAST(unixepoch('subsec') * 1000 AS INTEGER)),
+    (7, '0007_events.sql', CAST(unixepoch('subsec') * 1000 AS INTEGER));

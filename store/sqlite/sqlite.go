@@ -30,12 +30,15 @@ const (
 const busyTimeout = 10 * time.Second
 
 // Store is a referral.CodeStore, referral.RedemptionStore,
-// referral.RecipientStore, referral.ReferrerStore, referral.QueueStore, auth.KeyStore and auth.KeyManager in a SQLite
+// referral.RecipientStore, referral.ReferrerStore, referral.QueueStore,
+// referral.EventStore, auth.KeyStore and auth.KeyManager in a SQLite
 // database. It is safe for concurrent use. Build it with [Open] or [New].
 type Store struct {
 	db *sql.DB
 	// owned: Close closes db (Open opened it).
 	owned bool
+	// outbox: the writes record events; see Options.Outbox.
+	outbox bool
 	// writes batches the store's write transactions; see write.
 	writes writeQueue
 	// The hot read paths' statements, prepared once: parsing SQL is a
@@ -162,6 +165,14 @@ type Options struct {
 	// moves its tables. Default false: the store applies the migrations the
 	// database lacks.
 	SkipMigrations bool
+
+	// Outbox makes the store record the events of its changes in
+	// referral_events (see [referral.EventStore]), each in the transaction
+	// of the change it reports, for a Handler's Config.Webhooks. Every
+	// store of one database that writes should have it alike: one without
+	// it makes changes no event reports. Default false: no events are
+	// recorded, and Outbox reports false.
+	Outbox bool
 }
 
 // ErrSchema is returned, wrapped, by NewWithOptions with SkipMigrations
@@ -174,7 +185,7 @@ var ErrSchema = errors.New("the schema is missing or out of date")
 
 // NewWithOptions is [New] with the choices of o.
 func NewWithOptions(db *sql.DB, o Options) (*Store, error) {
-	s := &Store{db: db}
+	s := &Store{db: db, outbox: o.Outbox}
 	prepare := s.migrate
 	if o.SkipMigrations {
 		prepare = s.checkSchema

@@ -2,7 +2,9 @@
 // [Run] for a referral.CodeStore, [RunRedemptions] for a
 // referral.RedemptionStore, [RunRecipients] for a referral.RecipientStore
 // with the recipient check of RecordInvite, [RunReferrers] for a
-// referral.ReferrerStore, [RunQueue] for a referral.QueueStore, and
+// referral.ReferrerStore, [RunQueue] for a referral.QueueStore, [RunEvents]
+// for a referral.EventStore (the outbox) with the changes that record
+// events, and
 // [RunKeyStore] for an
 // auth.KeyStore with its auth.KeyManager. [RunRecipientsShared] runs the
 // recipient suite's concurrency cases on several stores of one database,
