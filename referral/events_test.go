@@ -184,3 +184,48 @@ func TestWebhookLaneDoesNotHoldUpEmails(t *testing.T) {
 	cancel()
 	assert.ErrorIs(t, <-done, context.Canceled, "Run returns once both lanes stop")
 }
+
+// recordingSender keeps the events sent to it.
+type recordingSender struct {
+	mu     sync.Mutex
+	events []referral.Event
+}
+
+func (s *recordingSender) SendEvent(_ context.Context, ev referral.Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.events = append(s.events, ev)
+	return nil
+}
+
+// With a store whose outbox is on, every change reaches the webhook lane:
+// a sent invite, a revoke, a redemption.
+func TestEventsFromTheStore(t *testing.T) {
+	t.Parallel()
+	store := memory.NewWithOptions(memory.Options{Outbox: true})
+	sender := &recordingSender{}
+	f := newFixture(t, func(c *referral.Config) {
+		c.Store, c.Recipients, c.Redemptions, c.Referrers = store, store, store, store
+		c.Webhooks, c.Events = sender, store
+	})
+	ctx := context.Background()
+	checkEnvelope(t, f.post(invite("a@example.com", "en")), 201)
+	checkEnvelope(t, f.post(invite("b@example.com", "en")), 201)
+	invs := store.Invites()
+	require.NoError(t, f.h.RevokeInvite(ctx, appID, userID, invs[1].ID))
+	_, err := f.h.Redeem(ctx, invs[0].Code, newUser, "a@example.com")
+	require.NoError(t, err)
+	n, err := f.h.DeliverEvents(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 4, n)
+	got := map[string]int{}
+	for _, ev := range sender.events {
+		got[ev.Type]++
+		assert.NotEmpty(t, ev.ID)
+		assert.Equal(t, appID, ev.AppID)
+	}
+	assert.Equal(t, map[string]int{referral.EventInviteSent: 2, referral.EventInviteRevoked: 1, referral.EventReferralRedeemed: 1}, got)
+	n, err = f.h.DeliverEvents(ctx)
+	require.NoError(t, err)
+	assert.Zero(t, n, "delivered events are gone")
+}
