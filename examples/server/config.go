@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/referralkit/referralkit/referral"
+	"github.com/referralkit/referralkit/webhook"
 )
 
 // duration returns a flag value that check has validated.
@@ -49,6 +50,9 @@ type config struct {
 	tokenKeys   string
 	corsOrigins string
 	metricsAddr string
+	// Webhooks (DESIGN.md section 8): both or neither.
+	webhookURL    string
+	webhookSecret string
 	// DKIM signing: all three or none.
 	dkimDomain   string
 	dkimSelector string
@@ -89,6 +93,8 @@ func (c *config) options() []option {
 		{&c.tokenKeys, "token-keys", "REFERRAL_TOKEN_KEYS", "", "file with the issuer's public keys (PEM or JWKS); empty: the local development key"},
 		{&c.corsOrigins, "cors-origins", "REFERRAL_CORS_ORIGINS", "", "comma-separated browser origins allowed to call the routes with an access token"},
 		{&c.metricsAddr, "metrics-addr", "REFERRAL_METRICS_ADDR", "", "HOST:PORT serving GET /metrics on its own, and only there (default: /metrics on -addr)"},
+		{&c.webhookURL, "webhook-url", "REFERRAL_WEBHOOK_URL", "", "absolute http(s) URL the events are POSTed to, signed with -webhook-secret (Standard Webhooks); empty: no webhooks"},
+		{&c.webhookSecret, "webhook-secret", "REFERRAL_WEBHOOK_SECRET", "", "whsec_ + base64 of at least 24 bytes: the key signing every webhook; with -webhook-url, never printed"},
 		{&c.dkimDomain, "dkim-domain", "REFERRAL_DKIM_DOMAIN", "", "DKIM signing domain (d=), e.g. -from's; with -dkim-selector and -dkim-key"},
 		{&c.dkimSelector, "dkim-selector", "REFERRAL_DKIM_SELECTOR", "", "DKIM selector (s=): the key is published at SELECTOR._domainkey.DOMAIN"},
 		{&c.dkimKey, "dkim-key", "REFERRAL_DKIM_KEY", "", "PEM file with the DKIM private key (RSA of 2048 bits or more, or Ed25519); the start-up log shows the DNS TXT record"},
@@ -96,7 +102,7 @@ func (c *config) options() []option {
 		{&c.resendAfter, "resend-after", "REFERRAL_RESEND_AFTER", "24h", "least time between an invite's last send and a resend (0: no wait)"},
 		{&c.maxResends, "max-resends", "REFERRAL_MAX_RESENDS", "2", "resends allowed per invite (0: none)"},
 		{&c.sendTimeout, "send-timeout", "REFERRAL_SEND_TIMEOUT", "15s", "bound on one delivery attempt"},
-		{&c.retryBackoff, "retry-backoff", "REFERRAL_RETRY_BACKOFF", "30s", "queued delivery: first retry delay, doubling with jitter up to 1h"},
+		{&c.retryBackoff, "retry-backoff", "REFERRAL_RETRY_BACKOFF", "30s", "first retry delay of queued delivery and of webhooks, doubling with jitter up to 1h"},
 	}
 }
 
@@ -116,6 +122,10 @@ func (c *config) newFlagSet(name string, getenv func(string) string, stderr io.W
 			continue
 		}
 		fs.StringVar(o.dst, o.flag, def, o.usage+" (env "+o.env+")")
+		if o.flag == "webhook-secret" {
+			// -h shows no default, so a secret from the environment is not printed.
+			fs.Lookup(o.flag).DefValue = ""
+		}
 	}
 	return fs
 }
@@ -173,6 +183,9 @@ func (c *config) check() error {
 	}
 	if n := countSet(c.dkimDomain, c.dkimSelector, c.dkimKey); n != 0 && n != 3 {
 		return errors.New("-dkim-domain, -dkim-selector and -dkim-key go together: give all three, or none to send unsigned mail")
+	}
+	if _, err := c.webhooks(); err != nil {
+		return err
 	}
 	for _, o := range c.origins() {
 		u, err := url.Parse(o)
@@ -249,6 +262,27 @@ func (c *config) listenMetrics() (net.Listener, error) {
 		return nil, fmt.Errorf("-metrics-addr: %w", err)
 	}
 	return ln, nil
+}
+
+// webhooks is the sender of -webhook-url and -webhook-secret, or nil when
+// neither is set. Its errors never show the secret.
+func (c *config) webhooks() (*webhook.Sender, error) {
+	switch countSet(c.webhookURL, c.webhookSecret) {
+	case 0:
+		return nil, nil
+	case 1:
+		return nil, errors.New("-webhook-url and -webhook-secret go together: give both, or neither for no webhooks")
+	}
+	secret, err := webhook.ParseSecret(c.webhookSecret)
+	if err != nil {
+		// ParseSecret's errors say what is wrong, never the secret.
+		return nil, fmt.Errorf("-webhook-secret: %w", err)
+	}
+	s := &webhook.Sender{URL: c.webhookURL, Secret: secret}
+	if err := s.Check(); err != nil {
+		return nil, fmt.Errorf("-webhook-url must be an absolute http(s) URL with a host, like https://app.example.com/webhooks, not %q", redactURL(c.webhookURL))
+	}
+	return s, nil
 }
 
 // ids is the rule -user-ids names.

@@ -30,7 +30,11 @@
 // message is DKIM-signed, and the start-up log shows the DNS TXT record to
 // publish. GET /metrics serves the handler's Prometheus metrics with Go's
 // runtime and process collectors, from a registry of the server's own; with
-// -metrics-addr HOST:PORT it is served only on that listener.
+// -metrics-addr HOST:PORT it is served only on that listener. With
+// -webhook-url and -webhook-secret (both or neither) the store's outbox is
+// on and the worker POSTs every event (invite.sent, invite.failed,
+// invite.suppressed, invite.revoked, referral.redeemed), signed by the
+// Standard Webhooks scheme, retrying with back-off for three days.
 //
 // Subcommands (all take -db):
 //

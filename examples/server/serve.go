@@ -130,6 +130,12 @@ All of them take -db; token and codes take -user-ids. Flags of the server:
 	log.Info("next: create an API key with: " + keysCreateCommand(&c))
 	log.Info(referrerPageNote(&c))
 	log.Info("Prometheus metrics", "url", metricsURL)
+	if c.webhookURL != "" {
+		log.Info("webhooks: every event is POSTed, signed, to the URL", "url", redactURL(c.webhookURL),
+			"events", strings.Join(webhookEvents, ", "))
+	} else {
+		log.Info("webhooks: off (set -webhook-url and -webhook-secret)")
+	}
 	log.Info("referral server listening", "addr", "http://"+ln.Addr().String(), "route", "POST "+referral.Pattern, "delivery", c.delivery)
 
 	var workers sync.WaitGroup
@@ -165,6 +171,10 @@ All of them take -db; token and codes take -user-ids. Flags of the server:
 	return err
 }
 
+// webhookEvents are the events -webhook-url is sent (DESIGN.md section 8).
+var webhookEvents = []string{referral.EventInviteSent, referral.EventInviteFailed, referral.EventInviteSuppressed,
+	referral.EventInviteRevoked, referral.EventReferralRedeemed}
+
 // newHandler builds the referral handler from a checked c: the server and
 // "codes show" share it, so that a code's link is the same in both.
 // Its metrics go to reg, if not nil.
@@ -186,6 +196,14 @@ func newHandler(c *config, store backend, a referral.Authenticator, m referral.M
 	delivery := referral.Inline
 	if c.delivery == "queued" {
 		delivery = referral.Queued
+	}
+	sender, err := c.webhooks()
+	if err != nil {
+		return nil, err
+	}
+	var webhooks referral.EventSender
+	if sender != nil { // not a typed nil: New would take it for endpoints
+		webhooks = sender
 	}
 	return referral.New(referral.Config{
 		Auth:        a,
@@ -212,7 +230,10 @@ func newHandler(c *config, store backend, a referral.Authenticator, m referral.M
 		RetryBackoff: duration(c.retryBackoff),
 		Metrics:      reg,
 		Queue:        store,
-		Logger:       log,
+		// Opened with its outbox on when there are webhooks (openBackend).
+		Webhooks: webhooks,
+		Events:   store,
+		Logger:   log,
 	})
 }
 
