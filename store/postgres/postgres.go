@@ -57,6 +57,11 @@ const cancelDeadline = time.Second
 // keeping a server connection busy until it gets the lock. The call returns
 // when the server has confirmed, or a second later if it does not.
 func Open(ctx context.Context, url string) (*Store, error) {
+	return OpenWithOptions(ctx, url, Options{})
+}
+
+// OpenWithOptions is [Open] with the choices of [NewWithOptions].
+func OpenWithOptions(ctx context.Context, url string, o Options) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		// pgx's message may quote the URL, password included.
@@ -69,7 +74,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
-	s, err := New(ctx, pool)
+	s, err := NewWithOptions(ctx, pool, o)
 	if err != nil {
 		pool.Close()
 		return nil, err

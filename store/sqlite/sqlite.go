@@ -106,7 +106,10 @@ func DSN(path string) string {
 // database needs them even to be read): reads work, every write fails
 // with an error, and [Store.CheckWrite] reports it. If the directory is
 // read-only too, Open fails and says so.
-func Open(path string) (*Store, error) {
+func Open(path string) (*Store, error) { return OpenWithOptions(path, Options{}) }
+
+// OpenWithOptions is [Open] with the choices of [NewWithOptions].
+func OpenWithOptions(path string, o Options) (*Store, error) {
 	if err := createPrivate(path); err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -116,7 +119,7 @@ func Open(path string) (*Store, error) {
 	}
 	db.SetMaxOpenConns(maxOpenConns)
 	db.SetMaxIdleConns(maxIdleConns)
-	s, err := New(db)
+	s, err := NewWithOptions(db, o)
 	if err != nil {
 		db.Close()
 		if e := (*sqlite3.Error)(nil); errors.As(err, &e) && e.Code() == sqlite3lib.SQLITE_READONLY_DIRECTORY {
