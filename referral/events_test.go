@@ -3,6 +3,9 @@ package referral_test
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +15,7 @@ import (
 
 	"github.com/referralkit/referralkit/referral"
 	"github.com/referralkit/referralkit/store/memory"
+	"github.com/referralkit/referralkit/webhook"
 )
 
 // fakeOutbox is an EventStore holding events given to it, for the
@@ -228,4 +232,54 @@ func TestEventsFromTheStore(t *testing.T) {
 	n, err = f.h.DeliverEvents(ctx)
 	require.NoError(t, err)
 	assert.Zero(t, n, "delivered events are gone")
+}
+
+// Through a real HTTP receiver on 127.0.0.1 that checks every signature:
+// the first attempt times out, the second gets a 500, the third lands, and
+// all three carry one webhook-id.
+func TestWebhookThroughAReceiver(t *testing.T) {
+	t.Parallel()
+	secret, err := webhook.ParseSecret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+	require.NoError(t, err)
+	var mu sync.Mutex
+	var ids []string
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if err := webhook.Verify(secret, r.Header, body, time.Now(), 0); err != nil {
+			t.Errorf("unsigned delivery: %v", err)
+		}
+		mu.Lock()
+		ids = append(ids, r.Header.Get("webhook-id"))
+		n := len(ids)
+		mu.Unlock()
+		switch n {
+		case 1:
+			<-release // hangs past the sender's timeout
+		case 2:
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	store := memory.NewWithOptions(memory.Options{Outbox: true})
+	sender := &webhook.Sender{URL: srv.URL, Secret: secret, Client: &http.Client{Timeout: 200 * time.Millisecond}}
+	f := newFixture(t, func(c *referral.Config) {
+		c.Store, c.Recipients, c.Redemptions, c.Referrers = store, store, store, store
+		c.Webhooks, c.Events = sender, store
+	})
+	checkEnvelope(t, f.post(invite("a@example.com", "en")), 201)
+	for range 3 {
+		_, err := f.h.DeliverEvents(context.Background())
+		require.NoError(t, err)
+		f.Advance(2 * time.Hour) // past any back-off
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, ids, 3)
+	assert.Equal(t, ids[0], ids[1])
+	assert.Equal(t, ids[0], ids[2])
+	n, err := f.h.DeliverEvents(context.Background())
+	require.NoError(t, err)
+	assert.Zero(t, n, "delivered on the third attempt")
 }
