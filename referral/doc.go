@@ -24,6 +24,14 @@
 //     (Principal.Name or Config.ReferrerName) when known.
 //   - Handler.Code and Handler.ShareLink give a user's code and link
 //     without sending anything; redemption needs Config.Redemptions.
+//   - With Config.Referrers, a referrer sees and manages their invites: GET
+//     on Pattern lists them, and ReferralCode, Invite (DELETE revokes) and
+//     Resend serve ReferralCodePattern, InvitePattern and ResendPattern;
+//     Handler.Invites, Referral, ResendInvite and RevokeInvite do the same
+//     in Go. A read-only Principal (a read API key) may only read.
+//   - With Config.Webhooks and Config.Events (a store whose outbox is on),
+//     Run delivers the store's events in a lane of its own; with
+//     Config.Metrics the handler reports to the host's Prometheus registry.
 //
 // The people invited are protected by default (Config.Recipients and
 // UnsubscribeURL are required): every email carries a one-click unsubscribe
