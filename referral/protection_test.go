@@ -118,3 +118,18 @@ func TestIdempotentRetryAfterABounce(t *testing.T) {
 	f.post(invite("gone@example.com", "en"), "Idempotency-Key", "k2")
 	assert.Zero(t, sentTo(f, "gone@example.com"))
 }
+
+// Invites that failed without reaching anyone do not use up the
+// recipient's share: after a mail server was down for three tries, the
+// next invite is sent, not answered 201 and dropped.
+func TestFailedSendsDoNotUseTheRecipientLimit(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(c *referral.Config) { c.Cooldown = -1 })
+	f.mailer.Fail(errors.New("dial tcp 127.0.0.1:25: connection refused"))
+	for range 3 {
+		checkEnvelope(t, f.post(invite("x@example.com", "en")), 500)
+	}
+	f.mailer.Fail(nil)
+	checkEnvelope(t, f.post(invite("x@example.com", "en")), 201)
+	assert.Equal(t, 1, sentTo(f, "x@example.com"))
+}

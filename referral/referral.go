@@ -232,8 +232,9 @@ type CodeStore interface {
 	//     RecipientStore.Suppress), or lim.MaxPerRecipient > 0 and the app
 	//     has already had lim.MaxPerRecipient sends to that AddressHash
 	//     within lim.RecipientWindow, of any referrer: each invite that is
-	//     not suppressed counts 1 if created within the window (whatever
-	//     became of it: sent, failed, revoked or pending), and Resends more
+	//     not suppressed, nor failed without ever being delivered (SentAt
+	//     zero), counts 1 if created within the window (whatever else
+	//     became of it: sent, revoked, pending), and Resends more
 	//     if its ResentAt is within the window (all its resends, to err on
 	//     the recipient's side):
 	//     inv is stored with Status StatusSuppressed, LeaseUntil zero and

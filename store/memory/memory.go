@@ -209,8 +209,8 @@ func (s *Store) suppressReason(ak userKey, now time.Time, lim referral.Limits) s
 	}
 	since, n := now.Add(-lim.RecipientWindow), 0
 	for _, p := range s.byAddress[ak] {
-		if p.Status == referral.StatusSuppressed {
-			continue
+		if p.Status == referral.StatusSuppressed || (p.Status == referral.StatusFailed && p.SentAt.IsZero()) {
+			continue // no email went out
 		}
 		if p.CreatedAt.After(since) {
 			n++

@@ -132,6 +132,7 @@ const recipientReasonSQL = `coalesce(
 					+ CASE WHEN resent_at > @recipient_since THEN resends ELSE 0 END), 0)
 				FROM (SELECT created_at, resent_at, resends FROM referral_invites
 					WHERE app_id = @app_id AND address_hash = @address_hash AND status <> 'suppressed'
+						AND NOT (status = 'failed' AND sent_at IS NULL)
 						AND (created_at > @recipient_since OR (resends > 0 AND resent_at > @recipient_since))
 					LIMIT @max_per_recipient::integer) AS sends)))`
 

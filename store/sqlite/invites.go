@@ -169,7 +169,8 @@ func recipientReason(ctx context.Context, c *wconn, app, hash string, now time.T
 // recipientSQL is step 4 of RecordInvite: the reason to record the invite
 // of address ?2 in app ?1 suppressed, ” for none. The suppression's reason
 // comes first; then the recipient limit (?3 sends, off at 0), which counts
-// the sends after ?4: each invite of the address not suppressed counts 1
+// the sends after ?4: each invite of the address not suppressed, and not
+// failed without ever being delivered, counts 1
 // if created after ?4, whatever became of it, and its resends if it was
 // last resent after ?4. Each invite it reads counts at least 1, so ?3 of
 // them settle it. The invites are read through
@@ -180,6 +181,7 @@ const recipientSQL = `SELECT coalesce(
 		SELECT coalesce(sum((created_at > ?4) + CASE WHEN resent_at > ?4 THEN resends ELSE 0 END), 0) FROM (
 			SELECT created_at, resent_at, resends FROM referral_invites
 			WHERE app_id = ?1 AND address_hash = ?2 AND status <> 'suppressed'
+				AND NOT (status = 'failed' AND sent_at = -62135596800000)
 				AND (created_at > ?4 OR (resends > 0 AND resent_at > ?4))
 			LIMIT ?3))),
 	'')`

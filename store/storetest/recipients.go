@@ -210,10 +210,14 @@ func testRecipientLimit(t *testing.T, s Recipients) {
 	for range 3 { // another app's invites of the address do not count
 		record(t, s, ann(otherApp, 0), lim)
 	}
-	// Sends count, whatever became of them: failed, sent and pending.
+	// A failed invite that was never delivered sent nothing: it does not
+	// count (else a mail server down for three attempts would answer the
+	// fourth invite 201 and send it nowhere).
 	failed := ann(app, 0)
 	failed.Status = referral.StatusFailed
 	record(t, s, failed, lim)
+	// Sends count, whatever became of them: pending and sent.
+	record(t, s, ann(app, 0), lim)
 	sent := ann(app, time.Minute)
 	sent.Attempts = 1
 	record(t, s, sent, lim)
@@ -222,8 +226,8 @@ func testRecipientLimit(t *testing.T, s Recipients) {
 
 	recordSuppressed(t, s, ann(app, 3*time.Minute), lim, referral.ReasonRecipientLimit)
 	recordSuppressed(t, s, ann(app, 4*time.Minute), lim, referral.ReasonRecipientLimit)
-	// The window is exclusive at its start: the failed invite counts until
-	// exactly RecipientWindow later; the suppressed ones never count.
+	// The window is exclusive at its start: the first pending invite counts
+	// until exactly RecipientWindow later; the suppressed ones never count.
 	recordSuppressed(t, s, ann(app, 30*day-time.Millisecond), lim, referral.ReasonRecipientLimit)
 	record(t, s, ann(app, 30*day), lim)
 	recordSuppressed(t, s, ann(app, 30*day), lim, referral.ReasonRecipientLimit)
