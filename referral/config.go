@@ -150,22 +150,35 @@ type Config struct {
 	// when it found none. Default 1s.
 	PollInterval time.Duration
 	// OnOutcome, if set, is called after each final delivery outcome is
-	// recorded (the invite has Status sent or failed), inline or queued,
-	// with the request's or the worker's context. It may be called from
-	// several goroutines at once and must not block for long.
+	// recorded (Status sent or failed), inline or queued, with an Invite
+	// that holds what its event carries: ID, AppID, ReferrerID, Status,
+	// UpdatedAt and, when sent, SentAt; never the address. It may be
+	// called from several goroutines at once and must not block for long.
+	//
+	// Without an outbox (Config.Events) it is called right after the
+	// commit, with the request's or the worker's context, and a crash in
+	// between loses the call. With one, DeliverEvents (Run's event lane)
+	// feeds it from the outbox: at least once, surviving a crash, so a
+	// host that grants something on it dedupes by the invite's ID.
 	OnOutcome func(context.Context, Invite)
-	// OnRedeemed, if set, is called once for each new redemption recorded
-	// by Handler.Redeem, after it is recorded, with Redeem's context, so
-	// that the host can grant rewards. It must not block for long. It
-	// needs Redemptions.
+	// OnRedeemed, if set, is called for each new redemption recorded by
+	// Handler.Redeem, so that the host can grant rewards, with a
+	// Redemption holding AppID, ReferrerID, Code, NewUserID and CreatedAt
+	// (never the address). Like OnOutcome it is called right after the
+	// commit without an outbox, and from the outbox, at least once, with
+	// one: dedupe by NewUserID, which is credited once. It must not block
+	// for long. It needs Redemptions.
 	OnRedeemed func(context.Context, Redemption)
 
 	// Webhooks, if set, is sent every event of Config.Events (DESIGN
-	// section 8) by Run's webhook lane, at least once, whatever the
+	// section 8) by Run's event lane, at least once, whatever the
 	// delivery mode; webhook.Sender is one. It needs Events.
 	Webhooks EventSender
 	// Events is the store's outbox (the stores of this module have one,
-	// off unless opened with it on). Required with Webhooks.
+	// off unless opened with it on). Required with Webhooks. When it
+	// records events, Run's event lane delivers them (to Webhooks and the
+	// hooks) and removes them, so run the worker, or call DeliverEvents,
+	// also with Inline delivery.
 	Events EventStore
 
 	// Metrics, if set, gets the handler's Prometheus metrics:
@@ -210,6 +223,7 @@ type Handler struct {
 	unsubscribe mail.LinkTemplate
 	keys        keys
 	metrics     *metrics // nil: none
+	outbox      bool     // Config.Events records events: hooks and webhooks are fed from them
 	limits      Limits
 	lookups     *windowLimiter // nil: code lookups are not limited
 }
@@ -250,7 +264,8 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.UserIDs != UUIDs && cfg.UserIDs != OpaqueIDs {
 		return nil, fmt.Errorf("referral: Config.UserIDs: unknown rule %d", cfg.UserIDs)
 	}
-	if cfg.Webhooks != nil && (cfg.Events == nil || !cfg.Events.Outbox()) {
+	outbox := cfg.Events != nil && cfg.Events.Outbox()
+	if cfg.Webhooks != nil && !outbox {
 		return nil, ErrNoOutbox
 	}
 	if cfg.OnRedeemed != nil && cfg.Redemptions == nil {
@@ -351,6 +366,7 @@ func New(cfg Config) (*Handler, error) {
 		unsubscribe: unsubscribe,
 		keys:        k,
 		metrics:     m,
+		outbox:      outbox,
 		lookups:     lookups,
 		limits: Limits{
 			MaxPerReferrer:  max(cfg.MaxInvitesPerReferrer, 0),

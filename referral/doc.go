@@ -29,8 +29,9 @@
 //     Resend serve ReferralCodePattern, InvitePattern and ResendPattern;
 //     Handler.Invites, Referral, ResendInvite and RevokeInvite do the same
 //     in Go. A read-only Principal (a read API key) may only read.
-//   - With Config.Webhooks and Config.Events (a store whose outbox is on),
-//     Run delivers the store's events in a lane of its own; with
+//   - With Config.Events (a store whose outbox is on), Run delivers the
+//     store's events in a lane of its own to Config.Webhooks and feeds
+//     OnOutcome and OnRedeemed from them, at least once; with
 //     Config.Metrics the handler reports to the host's Prometheus registry.
 //
 // The people invited are protected by default (Config.Recipients and

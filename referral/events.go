@@ -82,15 +82,20 @@ const (
 	eventRetryFor = 72 * time.Hour
 )
 
-// DeliverEvents claims one batch of due events of Config.Events, sends
-// each to Config.Webhooks and records the outcome: removed when sent,
-// due again after a back-off (RetryBackoff doubled per attempt, with
-// jitter, up to an hour) when not, and given up once it is three days
-// old. It returns how many it claimed. Run calls it in a lane of its own,
-// so that a slow endpoint never delays an email; a host may call it from
-// its own scheduler instead.
+// DeliverEvents claims one batch of due events of Config.Events, feeds
+// each to Config.OnOutcome or Config.OnRedeemed and sends it to
+// Config.Webhooks, and records the outcome: removed when sent, due again
+// after a back-off (RetryBackoff doubled per attempt, with jitter, up to an
+// hour) when not, and given up once it is three days old. It returns how
+// many it claimed. Run calls it in a lane of its own whenever Config.Events
+// records events, so that a slow endpoint never delays an email; a host may
+// call it from its own scheduler instead.
+//
+// The hooks are called at least once per event: on its first attempt, and
+// again only when an attempt ended before its outcome was recorded (a
+// crash, a lost store); a webhook retry does not call them again.
 func (h *Handler) DeliverEvents(ctx context.Context) (int, error) {
-	if h.cfg.Webhooks == nil {
+	if !h.outbox {
 		return 0, nil
 	}
 	now := h.cfg.Now().UTC()
@@ -102,13 +107,21 @@ func (h *Handler) DeliverEvents(ctx context.Context) (int, error) {
 		if ctx.Err() != nil {
 			break // the lease runs out and the rest are claimed again
 		}
-		sctx, cancel := context.WithTimeout(ctx, eventTimeout)
-		sendErr := h.cfg.Webhooks.SendEvent(sctx, ev)
-		cancel()
+		if ev.LastError == "" { // no attempt before this one got as far as recording
+			h.notify(ctx, ev)
+		}
+		var sendErr error
+		if h.cfg.Webhooks != nil {
+			sctx, cancel := context.WithTimeout(ctx, eventTimeout)
+			sendErr = h.cfg.Webhooks.SendEvent(sctx, ev)
+			cancel()
+		}
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), eventTimeout)
 		var recErr error
 		if sendErr == nil {
-			h.metrics.webhook("sent")
+			if h.cfg.Webhooks != nil {
+				h.metrics.webhook("sent")
+			}
 			recErr = h.cfg.Events.EventDelivered(rctx, ev.ID, ev.Attempts)
 		} else {
 			at := h.cfg.Now().UTC()
@@ -120,7 +133,11 @@ func (h *Handler) DeliverEvents(ctx context.Context) (int, error) {
 			} else {
 				h.metrics.webhook("retry")
 			}
-			recErr = h.cfg.Events.EventFailed(rctx, ev.ID, ev.Attempts, at.Add(h.backoff(ev.Attempts)), sendErr.Error(), giveUp)
+			cause := sendErr.Error()
+			if cause == "" {
+				cause = "failed" // never "": it tells the next attempt the hooks ran
+			}
+			recErr = h.cfg.Events.EventFailed(rctx, ev.ID, ev.Attempts, at.Add(h.backoff(ev.Attempts)), cause, giveUp)
 		}
 		cancel()
 		if recErr != nil {
@@ -130,6 +147,28 @@ func (h *Handler) DeliverEvents(ctx context.Context) (int, error) {
 		}
 	}
 	return len(evs), nil
+}
+
+// notify feeds ev to the in-process hook for its type, if set: OnOutcome
+// for invite.sent and invite.failed, OnRedeemed for referral.redeemed. The
+// values carry what the event carries, so the same whether or not the
+// store has an outbox.
+func (h *Handler) notify(ctx context.Context, ev Event) {
+	switch ev.Type {
+	case EventInviteSent, EventInviteFailed:
+		if h.cfg.OnOutcome == nil {
+			return
+		}
+		inv := Invite{ID: ev.InviteID, AppID: ev.AppID, ReferrerID: ev.ReferrerID, Status: ev.Status, UpdatedAt: ev.At}
+		if ev.Status == StatusSent {
+			inv.SentAt = ev.At
+		}
+		h.cfg.OnOutcome(ctx, inv)
+	case EventReferralRedeemed:
+		if h.cfg.OnRedeemed != nil {
+			h.cfg.OnRedeemed(ctx, Redemption{AppID: ev.AppID, ReferrerID: ev.ReferrerID, Code: ev.Code, NewUserID: ev.NewUserID, CreatedAt: ev.At})
+		}
+	}
 }
 
 // runEvents is Run's webhook lane.

@@ -283,3 +283,78 @@ func TestWebhookThroughAReceiver(t *testing.T) {
 	require.NoError(t, err)
 	assert.Zero(t, n, "delivered on the third attempt")
 }
+
+// With an outbox the hooks are fed from it: not before DeliverEvents, at
+// least once when a claim was lost (a crash after the claim), and not
+// again on a webhook retry. Without webhooks the events are still
+// removed once the hooks had them.
+func TestHooksFromTheOutbox(t *testing.T) {
+	t.Parallel()
+	for _, withWebhooks := range []bool{true, false} {
+		store := memory.NewWithOptions(memory.Options{Outbox: true})
+		sender := &flakySender{fail: 1}
+		var mu sync.Mutex
+		var outcomes []referral.Invite
+		var redeemed []referral.Redemption
+		f := newFixture(t, func(c *referral.Config) {
+			c.Store, c.Recipients, c.Redemptions, c.Referrers = store, store, store, store
+			c.Events = store
+			if withWebhooks {
+				c.Webhooks = sender
+			}
+			c.OnOutcome = func(ctx context.Context, inv referral.Invite) {
+				require.NotNil(t, ctx)
+				mu.Lock()
+				defer mu.Unlock()
+				outcomes = append(outcomes, inv)
+			}
+			c.OnRedeemed = func(_ context.Context, r referral.Redemption) {
+				mu.Lock()
+				defer mu.Unlock()
+				redeemed = append(redeemed, r)
+			}
+		})
+		ctx := context.Background()
+		checkEnvelope(t, f.post(invite("a@example.com", "en")), 201)
+		inv := store.Invites()[0]
+		_, err := f.h.Redeem(ctx, inv.Code, newUser, "a@example.com")
+		require.NoError(t, err)
+		assert.Empty(t, outcomes, "not before the outbox is read")
+		assert.Empty(t, redeemed)
+
+		// A worker claims both events and dies before doing anything.
+		claimed, err := store.ClaimEvents(ctx, f.Now().UTC(), time.Minute, 10)
+		require.NoError(t, err)
+		require.Len(t, claimed, 2)
+		n, err := f.h.DeliverEvents(ctx)
+		require.NoError(t, err)
+		assert.Zero(t, n, "leased")
+		f.Advance(2 * time.Minute)
+
+		n, err = f.h.DeliverEvents(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, 2, n)
+		f.Advance(2 * time.Hour) // past the webhooks' back-off
+		n, err = f.h.DeliverEvents(ctx)
+		require.NoError(t, err)
+		if withWebhooks {
+			assert.Equal(t, 2, n, "the webhooks failed once and are retried")
+			assert.Len(t, sender.sent, 2)
+		} else {
+			assert.Zero(t, n, "without webhooks an event is done once the hooks had it")
+		}
+		n, err = f.h.DeliverEvents(ctx)
+		require.NoError(t, err)
+		assert.Zero(t, n)
+
+		mu.Lock()
+		require.Len(t, outcomes, 1, "once, though the event was claimed %d times", 2)
+		assert.Equal(t, referral.Invite{ID: inv.ID, AppID: appID, ReferrerID: userID, Status: referral.StatusSent,
+			SentAt: outcomes[0].UpdatedAt, UpdatedAt: outcomes[0].UpdatedAt}, outcomes[0])
+		assert.False(t, outcomes[0].SentAt.IsZero())
+		require.Len(t, redeemed, 1)
+		assert.Equal(t, referral.Redemption{AppID: appID, ReferrerID: userID, Code: inv.Code, NewUserID: newUser,
+			CreatedAt: redeemed[0].CreatedAt}, redeemed[0])
+		mu.Unlock()
+	}
+}

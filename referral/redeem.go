@@ -125,8 +125,10 @@ func (h *Handler) redeem(ctx context.Context, appID *string, code, newUserID, em
 		return Redemption{}, false, fmt.Errorf("referral: redeem: %w", err)
 	case !created && r.Code != canonical:
 		return r, false, ErrAlreadyRedeemed
-	case created && h.cfg.OnRedeemed != nil:
-		h.cfg.OnRedeemed(ctx, r)
+	case created && !h.outbox:
+		// With an outbox the store recorded the event, which
+		// DeliverEvents feeds to the hook, at least once.
+		h.notify(ctx, Event{Type: EventReferralRedeemed, At: r.CreatedAt, AppID: r.AppID, ReferrerID: r.ReferrerID, Code: r.Code, NewUserID: r.NewUserID})
 	}
 	return r, created, nil
 }

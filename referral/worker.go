@@ -31,7 +31,7 @@ const eraseInterval = time.Minute
 // idle, about once a minute, it also erases expired addresses (see
 // EraseExpiredAddresses).
 func (h *Handler) Run(ctx context.Context) error {
-	if h.cfg.Webhooks != nil {
+	if h.outbox {
 		// A lane of its own: a slow endpoint never delays an email.
 		var lane sync.WaitGroup
 		lane.Go(func() { h.runEvents(ctx) })
@@ -165,15 +165,17 @@ func (h *Handler) record(ctx context.Context, inv Invite, sendErr error) {
 }
 
 // outcome tells Config.OnOutcome of a final outcome d of inv, recorded.
+// With an outbox the store recorded it as an event, which DeliverEvents
+// feeds to the hook instead, at least once.
 func (h *Handler) outcome(ctx context.Context, inv Invite, d Delivery) {
-	if h.cfg.OnOutcome == nil {
+	if h.outbox || h.cfg.OnOutcome == nil {
 		return
 	}
-	inv.Status, inv.LastError, inv.LeaseUntil, inv.UpdatedAt = d.Status, d.LastError, time.Time{}, d.At
-	if d.Status == StatusSent {
-		inv.SentAt = d.At
+	typ := EventInviteSent
+	if d.Status == StatusFailed {
+		typ = EventInviteFailed
 	}
-	h.cfg.OnOutcome(ctx, inv)
+	h.notify(ctx, Event{Type: typ, At: d.At, AppID: inv.AppID, InviteID: inv.ID, ReferrerID: inv.ReferrerID, Status: d.Status})
 }
 
 // release hands claimed invites back, due at once. The claim still counts

@@ -26,7 +26,7 @@ var (
 	// least MinSecretBytes bytes. The error never includes the secret.
 	ErrSecret = errors.New("webhook: secret must be whsec_ followed by the standard base64 of at least 24 bytes")
 	// ErrURL: a Sender's URL that is not an absolute http or https URL.
-	ErrURL = errors.New("webhook: URL must be an absolute http:// or https:// URL with a host")
+	ErrURL = errors.New("webhook: URL must be an absolute http:// or https:// URL with a host and no #fragment")
 	// ErrEvent: an event Send cannot deliver (no id, no type, no
 	// timestamp, or data that is not a JSON object).
 	ErrEvent = errors.New("webhook: invalid event")
@@ -203,7 +203,7 @@ type Sender struct {
 // (ErrURL) and a secret (ErrSecret).
 func (s *Sender) Check() error {
 	u, err := url.Parse(s.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.Contains(s.URL, "#") {
 		return ErrURL
 	}
 	if s.Secret.IsZero() {

@@ -398,6 +398,8 @@ func TestCheck(t *testing.T) {
 		{"/hooks", sec, webhook.ErrURL},
 		{"example.com/hooks", sec, webhook.ErrURL},
 		{"https://", sec, webhook.ErrURL},
+		{"https://example.com/hooks#x", sec, webhook.ErrURL},
+		{"https://example.com/hooks#", sec, webhook.ErrURL},
 		{"", sec, webhook.ErrURL},
 		{"http://exa mple.com/", sec, webhook.ErrURL},
 		{"https://example.com/hooks", webhook.Secret{}, webhook.ErrSecret},

@@ -93,7 +93,7 @@ func (c *config) options() []option {
 		{&c.tokenKeys, "token-keys", "REFERRAL_TOKEN_KEYS", "", "file with the issuer's public keys (PEM or JWKS); empty: the local development key"},
 		{&c.corsOrigins, "cors-origins", "REFERRAL_CORS_ORIGINS", "", "comma-separated browser origins allowed to call the routes with an access token"},
 		{&c.metricsAddr, "metrics-addr", "REFERRAL_METRICS_ADDR", "", "HOST:PORT serving GET /metrics on its own, and only there (default: /metrics on -addr)"},
-		{&c.webhookURL, "webhook-url", "REFERRAL_WEBHOOK_URL", "", "absolute http(s) URL the events are POSTed to, signed with -webhook-secret (Standard Webhooks); empty: no webhooks"},
+		{&c.webhookURL, "webhook-url", "REFERRAL_WEBHOOK_URL", "", "absolute http(s) URL, no fragment, the events are POSTed to, signed with -webhook-secret (Standard Webhooks); empty: no webhooks"},
 		{&c.webhookSecret, "webhook-secret", "REFERRAL_WEBHOOK_SECRET", "", "whsec_ + base64 of at least 24 bytes: the key signing every webhook; with -webhook-url, never printed"},
 		{&c.dkimDomain, "dkim-domain", "REFERRAL_DKIM_DOMAIN", "", "DKIM signing domain (d=), e.g. -from's; with -dkim-selector and -dkim-key"},
 		{&c.dkimSelector, "dkim-selector", "REFERRAL_DKIM_SELECTOR", "", "DKIM selector (s=): the key is published at SELECTOR._domainkey.DOMAIN"},
@@ -280,7 +280,7 @@ func (c *config) webhooks() (*webhook.Sender, error) {
 	}
 	s := &webhook.Sender{URL: c.webhookURL, Secret: secret}
 	if err := s.Check(); err != nil {
-		return nil, fmt.Errorf("-webhook-url must be an absolute http(s) URL with a host, like https://app.example.com/webhooks, not %q", redactURL(c.webhookURL))
+		return nil, fmt.Errorf("-webhook-url must be an absolute http(s) URL with a host and no fragment, like https://app.example.com/webhooks, not %q", redactURL(c.webhookURL))
 	}
 	return s, nil
 }

@@ -226,6 +226,7 @@ func TestWebhookFlagsRefused(t *testing.T) {
 	}{
 		{"ftp url", []string{"-webhook-url", "ftp://x", "-webhook-secret", testSecret}, testSecret, "-webhook-url must be an absolute http(s) URL"},
 		{"relative url", []string{"-webhook-url", "/hooks", "-webhook-secret", testSecret}, testSecret, "-webhook-url must be an absolute http(s) URL"},
+		{"url with a fragment", []string{"-webhook-url", "https://app.example.com/hooks#x", "-webhook-secret", testSecret}, testSecret, "no fragment"},
 		{"secret without whsec_", []string{"-webhook-url", "https://app.example.com/hooks", "-webhook-secret", bad}, bad, "-webhook-secret: webhook: secret must be whsec_"},
 		{"secret too short", []string{"-webhook-url", "https://app.example.com/hooks", "-webhook-secret", short}, short, "too short"},
 		{"secret not base64", []string{"-webhook-url", "https://app.example.com/hooks", "-webhook-secret", "whsec_hunter2!!"}, "hunter2", "not standard base64"},
