@@ -26,7 +26,8 @@ const benchGoroutines = 16
 const benchReferrers = 10_000
 
 // benchLimits are the handler's defaults: every check runs.
-var benchLimits = referral.Limits{MaxPerReferrer: 50, Window: 24 * time.Hour, Cooldown: 15 * time.Minute, IdempotencyTTL: 24 * time.Hour}
+var benchLimits = referral.Limits{MaxPerReferrer: 50, Window: 24 * time.Hour, Cooldown: 15 * time.Minute,
+	IdempotencyTTL: 24 * time.Hour, MaxPerRecipient: 3, RecipientWindow: 30 * 24 * time.Hour}
 
 // benchStore returns a store on a fresh schema and its pool of
 // benchGoroutines connections, all open already.
@@ -74,8 +75,9 @@ func runParallel(b *testing.B, op func(i int) error) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
 }
 
-// benchInvite is the i-th invite of a run: a distinct address, created one
-// millisecond after the one before.
+// benchInvite is the i-th invite of a run: a distinct address (with an
+// AddressHash, as the handler sets), created one millisecond after the one
+// before.
 func benchInvite(referrers []string, i int) referral.Invite {
 	at := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Millisecond)
 	email := fmt.Sprintf("invitee%d@example.com", i)
@@ -88,6 +90,7 @@ func benchInvite(referrers []string, i int) referral.Invite {
 		Language:       "en",
 		Code:           "A1B0C2D3E4",
 		IdempotencyKey: fmt.Sprintf("key-%d", i),
+		AddressHash:    fmt.Sprintf("%064x", i),
 		Status:         referral.StatusPending,
 		NextAttemptAt:  at,
 		CreatedAt:      at,
@@ -104,7 +107,7 @@ func benchReferrerIDs() []string {
 }
 
 // BenchmarkRecordInvite records invites with every check on, as the
-// handler does: lock, three checks and the insert, committed.
+// handler does: the locks, the checks and the insert, committed.
 func BenchmarkRecordInvite(b *testing.B) {
 	s, _ := benchStore(b)
 	referrers := benchReferrerIDs()
@@ -120,16 +123,16 @@ func BenchmarkRecordInvite(b *testing.B) {
 func BenchmarkPlainInsert(b *testing.B) {
 	_, pool := benchStore(b)
 	ctx := context.Background()
-	_, err := pool.Exec(ctx, `CREATE TABLE plain_invites (LIKE invites INCLUDING ALL)`)
+	_, err := pool.Exec(ctx, `CREATE TABLE plain_invites (LIKE referral_invites INCLUDING ALL)`)
 	require.NoError(b, err)
 	referrers := benchReferrerIDs()
 	runParallel(b, func(i int) error {
 		inv := benchInvite(referrers, i)
 		_, err := pool.Exec(ctx, `INSERT INTO plain_invites (id, app_id, referrer_id, email, email_key, language,
-			code, idempotency_key, status, attempts, last_error, next_attempt_at, lease_until, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+			code, idempotency_key, status, attempts, last_error, next_attempt_at, lease_until, created_at, updated_at, address_hash)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
 			inv.ID, inv.AppID, inv.ReferrerID, inv.Email, inv.EmailKey, inv.Language, inv.Code, inv.IdempotencyKey,
-			string(inv.Status), inv.Attempts, inv.LastError, inv.NextAttemptAt, nil, inv.CreatedAt, inv.UpdatedAt)
+			string(inv.Status), inv.Attempts, inv.LastError, inv.NextAttemptAt, nil, inv.CreatedAt, inv.UpdatedAt, inv.AddressHash)
 		return err
 	})
 }

@@ -68,8 +68,9 @@ CREATE INDEX referral_invites_by_idempotency_key ON referral_invites (app_id, re
 CREATE INDEX referral_invites_due ON referral_invites (next_attempt_at, id) WHERE status = 'pending';
 
 -- The recipient limit: an address's invites in the app, across referrers;
--- also Suppress's update of its pending ones.
-CREATE INDEX referral_invites_by_recipient ON referral_invites (app_id, address_hash, created_at);
+-- also Suppress's update of its pending ones. Led by address_hash, so that
+-- no plan reads it for the per-referrer limit.
+CREATE INDEX referral_invites_by_recipient ON referral_invites (address_hash, app_id, created_at);
 
 -- Retention (EraseAddresses): the invites whose address is still kept,
 -- oldest first.
@@ -156,4 +157,5 @@ INSERT INTO referral_schema_migrations (version, name) VALUES
     (4, '0004_referrer_name.sql'),
     (5, '0005_recipients.sql'),
     (6, '0006_referrers.sql'),
-    (7, '0007_events.sql');
+    (7, '0007_events.sql'),
+    (8, '0008_recipient_index.sql');
