@@ -105,6 +105,8 @@ type driver struct {
 	// onAnswer, if set, is called after each request with the number of
 	// requests finished so far.
 	onAnswer func(finished int64)
+	// accepted, if set, counts the 201s as they arrive.
+	accepted *atomic.Int64
 }
 
 // clientResult is one client's share, merged at the end.
@@ -152,6 +154,9 @@ func (d driver) run(ctx context.Context, tg target, w *workload) driveResult {
 					cr.statuses[strconv.Itoa(status)]++
 					if status == http.StatusCreated {
 						cr.created = append(cr.created, email)
+						if d.accepted != nil {
+							d.accepted.Add(1)
+						}
 					}
 				}
 				if d.onAnswer != nil {

@@ -41,15 +41,17 @@ type options struct {
 }
 
 // scenarioNames lists the scenarios in the order "all" runs them.
-func scenarioNames() []string { return []string{"throughput", "memory", "smtp-faults", "kill"} }
+func scenarioNames() []string {
+	return []string{"throughput", "memory", "smtp-faults", "kill", "sustained"}
+}
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.scenario, "scenario", "throughput", "throughput, memory, smtp-faults, kill, or all")
+	fs.StringVar(&o.scenario, "scenario", "throughput", "throughput, memory, smtp-faults, kill, sustained, or all")
 	fs.IntVar(&o.clients, "clients", 32, "concurrent clients")
-	fs.DurationVar(&o.duration, "duration", 10*time.Second, "load time: per server (throughput), in all (smtp-faults, kill); memory stops at -invites (or 30m)")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "load time: per server (throughput), in all (smtp-faults, kill, sustained); memory stops at -invites (or 30m)")
 	fs.IntVar(&o.invites, "invites", 100_000, "memory: invites to send; resident memory is sampled every tenth of them")
 	fs.IntVar(&o.kills, "kills", 1, "kill: how many times the server is killed (SIGKILL) and restarted during the load")
 	fs.StringVar(&o.server, "server", "", "prebuilt standalone server binary; empty: go build ./examples/server into a temporary folder")

@@ -126,6 +126,26 @@ func TestScenarios(t *testing.T) {
 				assert.Equal(t, 1, r.kills)
 			},
 		},
+		{
+			scenario:      "sustained",
+			statuses:      []string{"201"},
+			maxDuplicates: func(*report) int { return 0 },
+			check: func(t *testing.T, r *report) {
+				sp := r.sus.split
+				assert.Equal(t, len(r.referral.created), sp.accepted)
+				assert.Equal(t, r.delivery.received, sp.delivered+sp.drained)
+				assert.Positive(t, sp.loadCPU)
+				// A sample a second, and one at the end of the load.
+				require.GreaterOrEqual(t, len(r.sus.samples), 3)
+				last := r.sus.samples[len(r.sus.samples)-1]
+				assert.Equal(t, int64(sp.accepted), last.accepted)
+				assert.Equal(t, int64(sp.delivered), last.delivered)
+				for i := 1; i < len(r.sus.samples); i++ {
+					assert.LessOrEqual(t, r.sus.samples[i-1].accepted, r.sus.samples[i].accepted)
+				}
+			},
+			duration: 3 * time.Second,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.scenario, func(t *testing.T) {
@@ -154,6 +174,38 @@ func TestScenarios(t *testing.T) {
 			tt.check(t, r)
 		})
 	}
+}
+
+func TestCPUSplit(t *testing.T) {
+	t.Parallel()
+	// 10s of CPU during the load for 4,000 invites and 1,000 deliveries at
+	// 2ms each (6s over 3,000 drained): intake is (10s - 2s) / 4,000 = 2ms.
+	s := cpuSplit{loadCPU: 10 * time.Second, accepted: 4000, delivered: 1000, drainCPU: 6 * time.Second, drained: 3000}
+	per, ok := s.perMessage()
+	assert.True(t, ok)
+	assert.Equal(t, 2*time.Millisecond, per)
+	intake, ok := s.intakePerAccepted()
+	assert.True(t, ok)
+	assert.Equal(t, 2*time.Millisecond, intake)
+	ratio, ok := s.ratio()
+	assert.True(t, ok)
+	assert.InDelta(t, 1.0, ratio, 1e-9)
+
+	s.delivered = 3000 // intake (10s - 6s) / 4,000 = 1ms: delivery costs twice as much
+	intake, _ = s.intakePerAccepted()
+	assert.Equal(t, time.Millisecond, intake)
+	ratio, _ = s.ratio()
+	assert.InDelta(t, 2.0, ratio, 1e-9)
+
+	// Nothing drained: no rate per message, so no intake figure.
+	_, ok = cpuSplit{loadCPU: time.Second, accepted: 10, delivered: 10}.intakePerAccepted()
+	assert.False(t, ok)
+	// Deliveries that would cost more than all the load's CPU: not positive.
+	s.delivered = 6000
+	_, ok = s.intakePerAccepted()
+	assert.False(t, ok)
+	_, ok = s.ratio()
+	assert.False(t, ok)
 }
 
 func TestRunUsage(t *testing.T) {

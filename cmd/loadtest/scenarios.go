@@ -35,6 +35,7 @@ type report struct {
 	delivery delivery
 	samples  []memSample // memory
 	kills    int         // kill
+	sus      sustained   // sustained
 }
 
 type table struct {
@@ -102,6 +103,8 @@ func runScenario(ctx context.Context, name string, o options, stderr io.Writer) 
 		err = smtpFaults(ctx, e, o, r)
 	case "kill":
 		err = kill(ctx, e, o, r)
+	case "sustained":
+		err = sustain(ctx, e, o, r)
 	default:
 		err = fmt.Errorf("loadtest: unknown scenario %q", name)
 	}
