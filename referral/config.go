@@ -143,9 +143,17 @@ type Config struct {
 	// RetryBackoff is the first retry delay of queued delivery; each
 	// further one doubles it (with jitter) up to 1h. Default 30s.
 	RetryBackoff time.Duration
-	// WorkerBatch is how many invites the queued worker claims at once; the
-	// claim's lease is (WorkerBatch+1) * SendTimeout. Default 10.
+	// WorkerBatch is how many invites the queued worker claims at once.
+	// Default 32.
 	WorkerBatch int
+	// Senders is how many of a claimed batch's messages the queued worker
+	// sends at once, each recording its outcome when its send ends: one
+	// at a time, a worker waits for each server's answer and each record's
+	// commit in turn and fell behind a busy handler (BENCHMARKS.md). The
+	// claim's lease is (WorkerBatch/Senders, rounded up, +1) * SendTimeout.
+	// Keep it at most the mailer's connections (smtp.Config.MaxConns,
+	// default 4). Default 4.
+	Senders int
 	// PollInterval is how often the queued worker looks for due invites
 	// when it found none. Default 1s.
 	PollInterval time.Duration
@@ -309,7 +317,8 @@ func New(cfg Config) (*Handler, error) {
 	setDefault(&cfg.IdempotencyTTL, 24*time.Hour)
 	setDefault(&cfg.MaxAttempts, 8)
 	setDefault(&cfg.RetryBackoff, 30*time.Second)
-	setDefault(&cfg.WorkerBatch, 10)
+	setDefault(&cfg.WorkerBatch, 32)
+	setDefault(&cfg.Senders, 4)
 	setDefault(&cfg.PollInterval, time.Second)
 	setDefault(&cfg.LookupsPerMinute, 60)
 	// Negative means "disabled" only where the field's doc says so; any
@@ -324,6 +333,7 @@ func New(cfg Config) (*Handler, error) {
 		{"MaxAttempts", cfg.MaxAttempts > 0},
 		{"RetryBackoff", cfg.RetryBackoff > 0},
 		{"WorkerBatch", cfg.WorkerBatch > 0},
+		{"Senders", cfg.Senders > 0},
 		{"PollInterval", cfg.PollInterval > 0},
 		{"RecipientWindow", cfg.RecipientWindow > 0},
 	} {

@@ -787,6 +787,10 @@ func TestHelperProcessE2EWorker(t *testing.T) {
 	child := &e2eChildMailer{next: mailer, out: os.Stdout, in: bufio.NewReader(os.Stdin), mode: os.Getenv(e2eEnvMode), after: after}
 	h, err := referral.New(e2eConfig(store, child, os.Stderr, func(c *referral.Config) {
 		c.WorkerBatch = 50 // the whole queue in one claim
+		// One at a time, so that the parent knows which message is the
+		// one in flight when it kills the child (with more, each sender's
+		// may be).
+		c.Senders = 1
 		// Long: the parent, not a timeout, ends the hanging attempt. It
 		// makes the lease (51 minutes) outlast the test.
 		c.SendTimeout = time.Minute

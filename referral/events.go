@@ -103,12 +103,16 @@ func (h *Handler) DeliverEvents(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// The hooks first, for the whole batch: a slow endpoint must not
+	// hold them up.
+	for _, ev := range evs {
+		if ev.LastError == "" { // no attempt before this one got as far as recording
+			h.notify(ctx, ev)
+		}
+	}
 	for _, ev := range evs {
 		if ctx.Err() != nil {
 			break // the lease runs out and the rest are claimed again
-		}
-		if ev.LastError == "" { // no attempt before this one got as far as recording
-			h.notify(ctx, ev)
 		}
 		var sendErr error
 		if h.cfg.Webhooks != nil {

@@ -3,10 +3,12 @@ package referral_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -357,4 +359,37 @@ func TestHooksFromTheOutbox(t *testing.T) {
 			CreatedAt: redeemed[0].CreatedAt}, redeemed[0])
 		mu.Unlock()
 	}
+}
+
+// hookCheckingSender records, at each send, how many hook calls came
+// before it.
+type hookCheckingSender struct {
+	hooks  *atomic.Int32
+	before []int32
+}
+
+func (s *hookCheckingSender) SendEvent(context.Context, referral.Event) error {
+	s.before = append(s.before, s.hooks.Load())
+	return errors.New("503")
+}
+
+// A batch's hooks all run before its first webhook send, so an endpoint
+// that hangs does not hold them up behind it.
+func TestHooksBeforeWebhooks(t *testing.T) {
+	t.Parallel()
+	store := memory.NewWithOptions(memory.Options{Outbox: true})
+	var hooks atomic.Int32
+	sender := &hookCheckingSender{hooks: &hooks}
+	f := newFixture(t, func(c *referral.Config) {
+		c.Store, c.Recipients, c.Redemptions, c.Referrers = store, store, store, store
+		c.Webhooks, c.Events = sender, store
+		c.OnOutcome = func(context.Context, referral.Invite) { hooks.Add(1) }
+	})
+	for i := range 3 {
+		checkEnvelope(t, f.post(invite(fmt.Sprintf("p%d@example.com", i), "en")), 201)
+	}
+	n, err := f.h.DeliverEvents(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, 3, n)
+	assert.Equal(t, []int32{3, 3, 3}, sender.before)
 }

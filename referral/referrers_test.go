@@ -243,6 +243,7 @@ func TestRevokeWhileAWorkerHoldsTheBatch(t *testing.T) {
 	checkEnvelope(t, f.post(invite("second@example.com", "en")), 201)
 	g := newFixture(t, func(c *referral.Config) {
 		c.Delivery, c.Mailer = referral.Queued, bm
+		c.Senders = 1 // the second is sent after the first, so after the revoke
 		c.Store, c.Recipients, c.Redemptions, c.Referrers = f.store, f.store, f.store, f.store
 		c.Now = f.Now
 		c.OnOutcome = func(_ context.Context, inv referral.Invite) {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/referralkit/referralkit/mail"
@@ -68,43 +69,51 @@ func (h *Handler) Run(ctx context.Context) error {
 }
 
 // DeliverDue claims one batch of due invites (at most Config.WorkerBatch),
-// delivers them one by one and records each outcome. It returns how many it
-// claimed, once every outcome is recorded. Run calls it in a loop; a host
-// may call it from its own scheduler instead.
-//
-// Outcomes are recorded while the next message is being sent: a record is a
-// store write, which under load waits for a commit, and waiting for each in
-// turn let a busy handler starve the worker (BENCHMARKS.md has the figures).
+// delivers them, Config.Senders at a time, and records each outcome as its
+// send ends. It returns how many it claimed, once every outcome is
+// recorded. Run calls it in a loop; a host may call it from its own
+// scheduler instead.
 func (h *Handler) DeliverDue(ctx context.Context) (int, error) {
 	now := h.cfg.Now().UTC()
-	// The lease covers the whole batch, sent one by one, plus one attempt's
-	// worth of slack.
-	lease := time.Duration(h.cfg.WorkerBatch+1) * h.cfg.SendTimeout
+	// The lease covers the batch, each sender sending its share one by
+	// one, plus one attempt's worth of slack.
+	rounds := (h.cfg.WorkerBatch + h.cfg.Senders - 1) / h.cfg.Senders
+	lease := time.Duration(rounds+1) * h.cfg.SendTimeout
 	batch, err := h.cfg.Store.ClaimDue(ctx, now, lease, h.cfg.WorkerBatch)
 	if err != nil {
 		return 0, err
 	}
-	var recording sync.WaitGroup
-	for i, inv := range batch {
-		// Stop, and hand back the rest, when asked to or when the lease
-		// would run out during the next attempt.
-		if ctx.Err() != nil || h.cfg.Now().Add(h.cfg.SendTimeout).After(inv.LeaseUntil) {
-			h.release(ctx, batch[i:])
-			break
-		}
-		if !h.stillDue(ctx, inv) {
-			continue // revoked or suppressed since the claim
-		}
-		sendErr := h.send(ctx, inv)
-		if sendErr != nil && ctx.Err() != nil {
-			// Stopped mid-send: the invite goes back to the queue as it was.
-			h.release(ctx, []Invite{inv})
-			continue // and the rest, at the top of the loop
-		}
-		recording.Go(func() { h.record(ctx, inv, sendErr) })
+	var next atomic.Int64 // the index of the next invite of batch to take
+	var senders sync.WaitGroup
+	for range min(h.cfg.Senders, len(batch)) {
+		senders.Go(func() {
+			for i := int(next.Add(1)) - 1; i < len(batch); i = int(next.Add(1)) - 1 {
+				h.deliverClaimed(ctx, batch[i])
+			}
+		})
 	}
-	recording.Wait()
+	senders.Wait()
 	return len(batch), nil
+}
+
+// deliverClaimed sends one claimed invite and records the outcome, or
+// hands it back when the worker is stopping or the lease would run out
+// during the attempt.
+func (h *Handler) deliverClaimed(ctx context.Context, inv Invite) {
+	if ctx.Err() != nil || h.cfg.Now().Add(h.cfg.SendTimeout).After(inv.LeaseUntil) {
+		h.release(ctx, inv)
+		return
+	}
+	if !h.stillDue(ctx, inv) {
+		return // revoked or suppressed since the claim
+	}
+	sendErr := h.send(ctx, inv)
+	if sendErr != nil && ctx.Err() != nil {
+		// Stopped mid-send: the invite goes back to the queue as it was.
+		h.release(ctx, inv)
+		return
+	}
+	h.record(ctx, inv, sendErr)
 }
 
 // stillDue reports whether a claimed invite is still to be sent: one
@@ -178,19 +187,17 @@ func (h *Handler) outcome(ctx context.Context, inv Invite, d Delivery) {
 	h.notify(ctx, Event{Type: typ, At: d.At, AppID: inv.AppID, InviteID: inv.ID, ReferrerID: inv.ReferrerID, Status: d.Status})
 }
 
-// release hands claimed invites back, due at once. The claim still counts
+// release hands a claimed invite back, due at once. The claim still counts
 // towards MaxAttempts, which only matters for a worker stopped over and over.
-func (h *Handler) release(ctx context.Context, invs []Invite) {
+func (h *Handler) release(ctx context.Context, inv Invite) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.SendTimeout)
 	defer cancel()
 	now := h.cfg.Now().UTC()
-	for _, inv := range invs {
-		d := Delivery{Attempt: inv.Attempts, Status: StatusPending, NextAttemptAt: now, At: now, LastError: inv.LastError}
-		if err := h.cfg.Store.UpdateDelivery(ctx, inv.ID, d); err != nil {
-			// Its lease will expire and another claim will pick it up.
-			h.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "referral worker: releasing an invite failed",
-				slog.String("invite_id", inv.ID), slog.String("cause", err.Error()))
-		}
+	d := Delivery{Attempt: inv.Attempts, Status: StatusPending, NextAttemptAt: now, At: now, LastError: inv.LastError}
+	if err := h.cfg.Store.UpdateDelivery(ctx, inv.ID, d); err != nil {
+		// Its lease will expire and another claim will pick it up.
+		h.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "referral worker: releasing an invite failed",
+			slog.String("invite_id", inv.ID), slog.String("cause", err.Error()))
 	}
 }
 

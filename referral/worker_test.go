@@ -252,3 +252,52 @@ func TestWorkerSendsWhileRecording(t *testing.T) {
 		assert.Equal(t, referral.StatusSent, inv.Status, "recorded before DeliverDue returned")
 	}
 }
+
+// concurrentMailer counts the Sends in progress at once and holds each until
+// Senders of them are (or five seconds have passed).
+type concurrentMailer struct {
+	mu           sync.Mutex
+	now, most, n int
+	full         chan struct{}
+	want         int
+}
+
+func (m *concurrentMailer) Send(ctx context.Context, _ mail.Message) error {
+	m.mu.Lock()
+	m.now++
+	m.n++
+	m.most = max(m.most, m.now)
+	if m.now == m.want && m.n == m.want {
+		close(m.full) // the first Senders, together: the rest pass at once
+	}
+	m.mu.Unlock()
+	select {
+	case <-m.full:
+	case <-time.After(5 * time.Second):
+	}
+	m.mu.Lock()
+	m.now--
+	m.mu.Unlock()
+	return nil
+}
+
+// The worker sends Config.Senders messages of a batch at once, and still
+// each once.
+func TestWorkerSendsConcurrently(t *testing.T) {
+	t.Parallel()
+	m := &concurrentMailer{full: make(chan struct{}), want: 3}
+	f := newFixture(t, func(c *referral.Config) {
+		c.Delivery, c.Mailer, c.Senders, c.WorkerBatch = referral.Queued, m, 3, 7
+	})
+	for i := range 7 {
+		checkEnvelope(t, f.post(invite(fmt.Sprintf("p%d@example.com", i), "en")), 201)
+	}
+	n, err := f.h.DeliverDue(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, 7, n)
+	assert.Equal(t, 3, m.most, "Senders at once, never more")
+	assert.Equal(t, 7, m.n, "each invite once")
+	for _, inv := range f.store.Invites() {
+		assert.Equal(t, referral.StatusSent, inv.Status)
+	}
+}

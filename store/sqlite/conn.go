@@ -9,9 +9,9 @@ import (
 // wconn is the connection batches of writes run on, with every statement
 // prepared once: parsing and planning the SQL was half of the CPU time of
 // a write (pprof), and a write transaction, which holds the file's write
-// lock, should spend as little time as it can. The write queue keeps a
-// wconn from one batch to the next while callers keep queuing, and closes
-// it, statements and all, when the queue runs dry.
+// lock, should spend as little time as it can. The write queue keeps its
+// wconn from one batch to the next, and closes it, statements and all,
+// when the store is closed or the connection fails.
 //
 // Its methods are those of *sql.Conn that the writes use, so that a write
 // reads like plain database/sql.

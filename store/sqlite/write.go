@@ -33,8 +33,7 @@ type writeQueue struct {
 	mu      sync.Mutex
 	queue   []*writeReq
 	leading bool // a batch is running or a queued caller has been told to lead
-	// conn is kept for the next batch while callers queue; only the
-	// leader uses it.
+	// conn is kept for the next batch; only the leader uses it.
 	conn *wconn
 	// closed: the store is closed, so conn is not kept; a held connection
 	// would still work after its DB was closed.
@@ -50,6 +49,11 @@ func (q *writeQueue) close() {
 	q.mu.Unlock()
 	w.close()
 }
+
+// minPoolToKeep is the least pool size (DB.SetMaxOpenConns; 0 is no
+// limit) of which the write queue keeps a connection between writes: with
+// fewer, a read waiting for a connection could wait for the next write.
+const minPoolToKeep = 4
 
 // writeReq is one call of Store.write.
 type writeReq struct {
@@ -185,7 +189,7 @@ func (s *Store) runBatch() {
 				r.err = errBatchPanicked
 			}
 		}
-		q.handOn(batch, nil)
+		q.handOn(batch, nil, false)
 		if p != nil {
 			panic(p)
 		}
@@ -208,13 +212,14 @@ func (s *Store) runBatch() {
 		w, todo = s.commitBatch(w, todo, takeMore)
 	}
 	finished = true
-	q.handOn(batch, w)
+	n := s.db.Stats().MaxOpenConnections // the host may change it any time
+	q.handOn(batch, w, n == 0 || n >= minPoolToKeep)
 }
 
 // handOn ends batch: it marks its writes done, hands the lead to the next
 // queued caller, if any, with w (nil for a new connection), and then wakes
-// the batch's callers.
-func (q *writeQueue) handOn(batch []*writeReq, w *wconn) {
+// the batch's callers. With keep, w is kept also when no caller queues.
+func (q *writeQueue) handOn(batch []*writeReq, w *wconn, keep bool) {
 	q.mu.Lock()
 	var wake []*writeReq
 	for _, r := range batch {
@@ -223,13 +228,18 @@ func (q *writeQueue) handOn(batch []*writeReq, w *wconn) {
 			wake = append(wake, r)
 		}
 	}
+	// The connection, statements prepared, serves the next batch: while
+	// callers queue, and also when none does if the pool has room enough
+	// besides it (Open's has) for reads, as preparing the statements again
+	// for each write of a lone writer (the worker, between loads) was a
+	// sixth of its CPU (pprof). A host's small pool gets it back.
+	idle := w
+	if !q.closed && (len(q.queue) > 0 || keep) {
+		q.conn, idle = w, nil
+	}
 	// Hand over before waking anyone: the next batch's BEGIN then overlaps
 	// with this batch's callers going on with their requests.
-	idle := w
 	if len(q.queue) > 0 {
-		if !q.closed {
-			q.conn, idle = w, nil
-		}
 		next := q.queue[0]
 		next.lead = true
 		next.wake <- struct{}{}

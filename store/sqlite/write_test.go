@@ -346,6 +346,30 @@ func TestWriteReturnsItsConnection(t *testing.T) {
 	}
 }
 
+// TestWriteKeepsItsConnection: with a pool that has room for reads besides
+// it (Open's), the write queue keeps its connection, statements prepared,
+// between writes; with a pool of one it gives it back.
+func TestWriteKeepsItsConnection(t *testing.T) {
+	t.Parallel()
+	for _, pool := range []int{1, 16} {
+		db, err := sql.Open("sqlite", sqlite.DSN(filepath.Join(t.TempDir(), "referral.db")))
+		require.NoError(t, err)
+		t.Cleanup(func() { db.Close() })
+		db.SetMaxOpenConns(pool)
+		s, err := sqlite.New(db)
+		require.NoError(t, err)
+		_, err = s.EnsureCode(t.Context(), testApp, uuid.NewString(), func() string { return referral.NewCode() })
+		require.NoError(t, err)
+		held := 0
+		if pool > 1 {
+			held = 1
+		}
+		assert.Equal(t, held, db.Stats().InUse, "pool of %d", pool)
+		require.NoError(t, s.Close())
+		assert.Zero(t, db.Stats().InUse, "Close gives it back")
+	}
+}
+
 // recovered calls fn and returns what it panicked with, nil if it did not.
 func recovered(fn func()) (p any) {
 	defer func() { p = recover() }()
