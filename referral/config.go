@@ -147,9 +147,9 @@ type Config struct {
 	// Default 32.
 	WorkerBatch int
 	// Senders is how many of a claimed batch's messages the queued worker
-	// sends at once, each recording its outcome when its send ends: one
-	// at a time, a worker waits for each server's answer and each record's
-	// commit in turn and fell behind a busy handler (BENCHMARKS.md). The
+	// sends at once; each outcome is recorded while the next messages go
+	// out. One at a time, a worker waits for each server's answer in turn
+	// and fell behind a busy handler (BENCHMARKS.md). The
 	// claim's lease is (WorkerBatch/Senders, rounded up, +1) * SendTimeout.
 	// Keep it at most the mailer's connections (smtp.Config.MaxConns,
 	// default 4). Default 4.

@@ -69,10 +69,14 @@ func (h *Handler) Run(ctx context.Context) error {
 }
 
 // DeliverDue claims one batch of due invites (at most Config.WorkerBatch),
-// delivers them, Config.Senders at a time, and records each outcome as its
-// send ends. It returns how many it claimed, once every outcome is
-// recorded. Run calls it in a loop; a host may call it from its own
-// scheduler instead.
+// delivers them, Config.Senders at a time, and records each outcome. It
+// returns how many it claimed, once every outcome is recorded. Run calls it
+// in a loop; a host may call it from its own scheduler instead.
+//
+// Outcomes are recorded while the next messages are being sent: a record
+// is a store write, which under load waits for a commit, and waiting for
+// each in turn let a busy handler starve the worker (BENCHMARKS.md has the
+// figures).
 func (h *Handler) DeliverDue(ctx context.Context) (int, error) {
 	now := h.cfg.Now().UTC()
 	// The lease covers the batch, each sender sending its share one by
@@ -84,36 +88,39 @@ func (h *Handler) DeliverDue(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	var next atomic.Int64 // the index of the next invite of batch to take
-	var senders sync.WaitGroup
+	var senders, recording sync.WaitGroup
 	for range min(h.cfg.Senders, len(batch)) {
 		senders.Go(func() {
 			for i := int(next.Add(1)) - 1; i < len(batch); i = int(next.Add(1)) - 1 {
-				h.deliverClaimed(ctx, batch[i])
+				if sendErr, sent := h.deliverClaimed(ctx, batch[i]); sent {
+					recording.Go(func() { h.record(ctx, batch[i], sendErr) })
+				}
 			}
 		})
 	}
 	senders.Wait()
+	recording.Wait()
 	return len(batch), nil
 }
 
-// deliverClaimed sends one claimed invite and records the outcome, or
-// hands it back when the worker is stopping or the lease would run out
-// during the attempt.
-func (h *Handler) deliverClaimed(ctx context.Context, inv Invite) {
+// deliverClaimed sends one claimed invite, reporting whether it tried and
+// the outcome to record; it hands the invite back when the worker is
+// stopping or the lease would run out during the attempt.
+func (h *Handler) deliverClaimed(ctx context.Context, inv Invite) (sendErr error, sent bool) {
 	if ctx.Err() != nil || h.cfg.Now().Add(h.cfg.SendTimeout).After(inv.LeaseUntil) {
 		h.release(ctx, inv)
-		return
+		return nil, false
 	}
 	if !h.stillDue(ctx, inv) {
-		return // revoked or suppressed since the claim
+		return nil, false // revoked or suppressed since the claim
 	}
-	sendErr := h.send(ctx, inv)
+	sendErr = h.send(ctx, inv)
 	if sendErr != nil && ctx.Err() != nil {
 		// Stopped mid-send: the invite goes back to the queue as it was.
 		h.release(ctx, inv)
-		return
+		return nil, false
 	}
-	h.record(ctx, inv, sendErr)
+	return sendErr, true
 }
 
 // stillDue reports whether a claimed invite is still to be sent: one

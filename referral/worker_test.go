@@ -171,7 +171,10 @@ func TestRunStopsOnCancel(t *testing.T) {
 type blockingMailer struct{ started chan struct{} }
 
 func (b blockingMailer) Send(ctx context.Context, m mail.Message) error {
-	b.started <- struct{}{}
+	select {
+	case b.started <- struct{}{}:
+	default: // another sender's send told already
+	}
 	<-ctx.Done()
 	return ctx.Err()
 }

@@ -172,11 +172,14 @@ func (s *Store) Revoke(ctx context.Context, appID, userID, id string, at time.Ti
 	return nil
 }
 
+// dueQuery is StillDue's, which the worker asks before each message.
+const dueQuery = `SELECT status = 'pending' AND attempts = ? FROM referral_invites WHERE id = ?`
+
 // StillDue reports whether invite id is pending with Attempts attempt; see
 // [referral.ReferrerStore].
 func (s *Store) StillDue(ctx context.Context, id string, attempt int) (bool, error) {
 	var due bool
-	err := s.db.QueryRowContext(ctx, `SELECT status = 'pending' AND attempts = ? FROM referral_invites WHERE id = ?`, attempt, id).Scan(&due)
+	err := s.readDue.QueryRowContext(ctx, attempt, id).Scan(&due)
 	if isNoRows(err) {
 		return false, nil
 	}

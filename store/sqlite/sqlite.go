@@ -44,7 +44,7 @@ type Store struct {
 	// The hot read paths' statements, prepared once: parsing SQL is a
 	// large part of a query's cost in the pure-Go driver (a quarter of the
 	// request path's CPU, by the profile).
-	readCode, readOwner, readKey, readApp *sql.Stmt
+	readCode, readOwner, readKey, readApp, readDue *sql.Stmt
 }
 
 // prepareReads prepares the statements of the hot read paths.
@@ -57,6 +57,7 @@ func (s *Store) prepareReads(ctx context.Context) error {
 		{&s.readOwner, ownerQuery},
 		{&s.readKey, keyQuery},
 		{&s.readApp, appQuery},
+		{&s.readDue, dueQuery},
 	} {
 		stmt, err := s.db.PrepareContext(ctx, p.query)
 		if err != nil {
@@ -69,7 +70,7 @@ func (s *Store) prepareReads(ctx context.Context) error {
 }
 
 func (s *Store) closeReads() {
-	for _, stmt := range []*sql.Stmt{s.readCode, s.readOwner, s.readKey, s.readApp} {
+	for _, stmt := range []*sql.Stmt{s.readCode, s.readOwner, s.readKey, s.readApp, s.readDue} {
 		if stmt != nil {
 			stmt.Close()
 		}
