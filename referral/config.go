@@ -144,7 +144,8 @@ type Config struct {
 	// further one doubles it (with jitter) up to 1h. Default 30s.
 	RetryBackoff time.Duration
 	// WorkerBatch is how many invites the queued worker claims at once.
-	// Default 32.
+	// Default 64: a claim and the batch's last record each wait for a
+	// commit, which under load is a busy handler's group commit.
 	WorkerBatch int
 	// Senders is how many of a claimed batch's messages the queued worker
 	// sends at once; each outcome is recorded while the next messages go
@@ -317,7 +318,7 @@ func New(cfg Config) (*Handler, error) {
 	setDefault(&cfg.IdempotencyTTL, 24*time.Hour)
 	setDefault(&cfg.MaxAttempts, 8)
 	setDefault(&cfg.RetryBackoff, 30*time.Second)
-	setDefault(&cfg.WorkerBatch, 32)
+	setDefault(&cfg.WorkerBatch, 64)
 	setDefault(&cfg.Senders, 4)
 	setDefault(&cfg.PollInterval, time.Second)
 	setDefault(&cfg.LookupsPerMinute, 60)
