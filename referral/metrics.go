@@ -13,8 +13,14 @@ import (
 // length, for the queue gauges of Config.Metrics. The stores of this
 // module implement it; a Handler uses the one in Config.Queue.
 type QueueStore interface {
-	// Queue returns how many invites are pending delivery and when the
-	// oldest of them was created (zero when there is none).
+	// Queue returns how many invites are pending delivery, those under a
+	// lease included, and when the one waiting longest last entered the
+	// queue (zero when there is none): the latest of its CreatedAt, its
+	// ResentAt and, if CodeStore.RecordInvite reclaimed it failed for an
+	// inline retry (step 1a), that reclaim's time. A claim or a retry does
+	// not move it, nor does the reclaim of a pending invite whose lease ran
+	// out, which never left the queue. now minus it is
+	// referralkit_queue_oldest_seconds.
 	Queue(ctx context.Context) (depth int, oldest time.Time, err error)
 }
 

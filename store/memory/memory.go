@@ -34,6 +34,9 @@ type Store struct {
 	// Options.Outbox.
 	outbox bool
 	events map[string]*referral.Event
+	// reclaimed holds when RecordInvite last reclaimed each invite that
+	// had failed (by id), for Queue: it entered the queue again then.
+	reclaimed map[string]time.Time
 }
 
 type userKey struct{ app, user string }
@@ -65,6 +68,8 @@ func NewWithOptions(o Options) *Store {
 	return &Store{
 		outbox: o.Outbox,
 		events: map[string]*referral.Event{},
+
+		reclaimed: map[string]time.Time{},
 
 		codes:    map[userKey]string{},
 		owners:   map[string]referral.Owner{},
@@ -121,6 +126,9 @@ func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim refer
 				var reason string
 				if first.AddressHash != "" {
 					reason = s.suppressed[userKey{first.AppID, first.AddressHash}].Reason
+				}
+				if first.Status == referral.StatusFailed && reason == "" {
+					s.reclaimed[first.ID] = inv.CreatedAt.UTC()
 				}
 				*first = storeimpl.Reclaimed(*first, inv, reason)
 				if first.Status == referral.StatusSuppressed {

@@ -10,8 +10,9 @@ import (
 var _ referral.QueueStore = (*Store)(nil)
 
 // Queue returns how many invites of every app are pending delivery, those
-// a worker holds under a lease included, and the CreatedAt (UTC) of the
-// oldest of them, zero when there is none; see [referral.QueueStore]. It
+// a worker holds under a lease included, and when the one waiting longest
+// last entered the queue (UTC), zero when there is none; see
+// [referral.QueueStore]. It
 // reads every invite: the store is for tests and demos.
 func (s *Store) Queue(ctx context.Context) (int, time.Time, error) {
 	if err := ctx.Err(); err != nil {
@@ -27,8 +28,16 @@ func (s *Store) Queue(ctx context.Context) (int, time.Time, error) {
 		if inv.Status != referral.StatusPending {
 			continue
 		}
-		if depth == 0 || inv.CreatedAt.Before(oldest) {
-			oldest = inv.CreatedAt
+		// It last entered the queue when created, resent or reclaimed,
+		// whichever was last.
+		entered := inv.CreatedAt
+		for _, t := range []time.Time{inv.ResentAt, s.reclaimed[inv.ID]} {
+			if t.After(entered) {
+				entered = t
+			}
+		}
+		if depth == 0 || entered.Before(oldest) {
+			oldest = entered
 		}
 		depth++
 	}

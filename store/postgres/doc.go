@@ -36,7 +36,10 @@
 // applied migrations. Besides the address and delivery state,
 // referral_invites keeps for the referrer's side when an invite was last
 // sent (sent_at), how often the referrer had it resent and when last
-// (resends, resent_at; migration 0006); referral_invites_by_referrer
+// (resends, resent_at; migration 0006), and when RecordInvite last
+// reclaimed it failed for an inline retry (reclaimed_at; migration 0009),
+// so that Queue measures a pending invite's wait from when it last
+// entered the queue; referral_invites_by_referrer
 // gives the listing its order and referral_invites_resent lets the
 // referrer limit count resends. So the store can share a host's database and schema
 // beside the host's tables, say invites, users or golang-migrate's

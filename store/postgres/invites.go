@@ -56,7 +56,8 @@ SET status = CASE WHEN earlier.reason IS NULL THEN 'pending' ELSE 'suppressed' E
 	last_error = coalesce(earlier.reason, i.last_error),
 	lease_until = CASE WHEN earlier.reason IS NULL THEN @lease_until::timestamptz END,
 	next_attempt_at = CASE WHEN earlier.reason IS NULL THEN @created_at::timestamptz ELSE i.next_attempt_at END,
-	updated_at = @created_at::timestamptz
+	updated_at = @created_at::timestamptz,
+	reclaimed_at = CASE WHEN earlier.reason IS NULL AND i.status = 'failed' THEN @created_at::timestamptz ELSE i.reclaimed_at END
 FROM earlier
 WHERE i.id = earlier.id AND i.email_key = @email_key AND i.language = @language
 	AND (i.status = 'failed' OR (i.status = 'pending' AND (i.lease_until IS NULL OR i.lease_until <= @created_at)))

@@ -47,7 +47,8 @@ CREATE TABLE referral_invites (
     address_hash    text COLLATE "C" NOT NULL DEFAULT '', -- keyed hash of email_key (hex), kept after erasure
     sent_at         timestamptz,          -- the last delivery, NULL if none
     resends         integer     NOT NULL DEFAULT 0, -- resends the referrer asked for
-    resent_at       timestamptz           -- the last of them, NULL if none
+    resent_at       timestamptz,          -- the last of them, NULL if none
+    reclaimed_at    timestamptz           -- the last reclaim of it failed for an inline retry, NULL if none
 );
 
 -- The per-referrer limit, and the referrer's listing: newest first, ties
@@ -158,4 +159,5 @@ INSERT INTO referral_schema_migrations (version, name) VALUES
     (5, '0005_recipients.sql'),
     (6, '0006_referrers.sql'),
     (7, '0007_events.sql'),
-    (8, '0008_recipient_index.sql');
+    (8, '0008_recipient_index.sql'),
+    (9, '0009_reclaimed_at.sql');

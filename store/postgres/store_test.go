@@ -52,7 +52,7 @@ func TestMigrationsRunOnceAcrossInstances(t *testing.T) {
 	}
 	got, err := pgx.CollectRows(rows, pgx.RowToStructByPos[applied])
 	require.NoError(t, err)
-	assert.Equal(t, []applied{{1, "0001_codes_invites.sql"}, {2, "0002_keys.sql"}, {3, "0003_redemptions.sql"}, {4, "0004_referrer_name.sql"}, {5, "0005_recipients.sql"}, {6, "0006_referrers.sql"}, {7, "0007_events.sql"}, {8, "0008_recipient_index.sql"}}, got)
+	assert.Equal(t, []applied{{1, "0001_codes_invites.sql"}, {2, "0002_keys.sql"}, {3, "0003_redemptions.sql"}, {4, "0004_referrer_name.sql"}, {5, "0005_recipients.sql"}, {6, "0006_referrers.sql"}, {7, "0007_events.sql"}, {8, "0008_recipient_index.sql"}, {9, "0009_reclaimed_at.sql"}}, got)
 }
 
 func TestOpen(t *testing.T) {

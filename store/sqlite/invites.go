@@ -68,12 +68,16 @@ func (s *Store) recordInvite(ctx context.Context, c *wconn, inv referral.Invite,
 			if err != nil && !isNoRows(err) {
 				return referral.Invite{}, false, err
 			}
+			// A failed invite enters the queue again now (reclaimed_at);
+			// a stranded pending one never left it.
+			requeued := first.Status == referral.StatusFailed && reason == ""
 			first = storeimpl.Reclaimed(first, inv, reason)
 			_, err = c.ExecContext(ctx, `UPDATE referral_invites
-				SET status = ?, attempts = ?, last_error = ?, lease_until = ?, next_attempt_at = ?, updated_at = ?
+				SET status = ?, attempts = ?, last_error = ?, lease_until = ?, next_attempt_at = ?, updated_at = ?,
+					reclaimed_at = CASE WHEN ? THEN ? ELSE reclaimed_at END
 				WHERE id = ?`,
 				string(first.Status), first.Attempts, first.LastError, millis(first.LeaseUntil), millis(first.NextAttemptAt),
-				millis(first.UpdatedAt), first.ID)
+				millis(first.UpdatedAt), requeued, millis(first.UpdatedAt), first.ID)
 			if err == nil && first.Status == referral.StatusSuppressed {
 				err = s.record(ctx, c, storeimpl.InviteEvent(referral.EventInviteSuppressed, first, inv.CreatedAt))
 			}

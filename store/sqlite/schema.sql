@@ -44,7 +44,8 @@ CREATE TABLE referral_invites (
     address_hash    TEXT    NOT NULL DEFAULT '', -- keyed hash of email_key (hex), kept after erasure
     sent_at         INTEGER NOT NULL DEFAULT -62135596800000, -- the last delivery, zero if none
     resends         INTEGER NOT NULL DEFAULT 0,               -- resends the referrer asked for
-    resent_at       INTEGER NOT NULL DEFAULT -62135596800000  -- the last of them, zero if none
+    resent_at       INTEGER NOT NULL DEFAULT -62135596800000, -- the last of them, zero if none
+    reclaimed_at    INTEGER NOT NULL DEFAULT -62135596800000  -- the last reclaim of it failed for an inline retry, zero if none
 ) STRICT;
 
 -- The per-referrer limit, and the referrer's listing: newest first, ties
@@ -153,4 +154,5 @@ INSERT INTO referral_schema_migrations (version, name, applied_at) VALUES
     (4, '0004_referrer_name.sql', CAST(unixepoch('subsec') * 1000 AS INTEGER)),
     (5, '0005_recipients.sql', CAST(unixepoch('subsec') * 1000 AS INTEGER)),
     (6, '0006_referrers.sql', CAST(unixepoch('subsec') * 1000 AS INTEGER)),
-    (7, '0007_events.sql', CAST(unixepoch('subsec') * 1000 AS INTEGER));
+    (7, '0007_events.sql', CAST(unixepoch('subsec') * 1000 AS INTEGER)),
+    (8, '0008_reclaimed_at.sql', CAST(unixepoch('subsec') * 1000 AS INTEGER));

@@ -131,7 +131,7 @@ func TestSkipMigrations(t *testing.T) {
 		_, err = sqlite.NewWithOptions(db, skip)
 		require.ErrorIs(t, err, sqlite.ErrSchema)
 		assert.ErrorContains(t, err, "0004_referrer_name.sql")
-		assert.Equal(t, []string{"1", "2", "3", "5", "6", "7"}, column[string](t, db, `SELECT version FROM referral_schema_migrations ORDER BY version`))
+		assert.Equal(t, []string{"1", "2", "3", "5", "6", "7", "8"}, column[string](t, db, `SELECT version FROM referral_schema_migrations ORDER BY version`))
 	})
 }
 
@@ -328,7 +328,7 @@ func TestLegacyTablesAreMovedToThePrefix(t *testing.T) {
 			db := rawDB(t, path)
 			assert.Equal(t, schemaOf(t, migrated(t)), schemaOf(t, db), "the same schema as a new database")
 			for _, table := range tables {
-				cols := strings.Join(column[string](t, db, `SELECT name FROM pragma_table_info('referral_`+table+`') WHERE name NOT IN ('referrer_name', 'address_hash', 'sent_at', 'resends', 'resent_at')`), ", ")
+				cols := strings.Join(column[string](t, db, `SELECT name FROM pragma_table_info('referral_`+table+`') WHERE name NOT IN ('referrer_name', 'address_hash', 'sent_at', 'resends', 'resent_at', 'reclaimed_at')`), ", ")
 				assert.Equal(t, before[table], dumpTable(t, db, "(SELECT "+cols+" FROM referral_"+table+")"), "the rows of %s", table)
 			}
 			applied := column[string](t, db, `SELECT version || ' ' || applied_at FROM referral_schema_migrations WHERE version <= ? ORDER BY version`, n)

@@ -69,8 +69,12 @@
 //     sentBefore is kept.
 //   - Queue counts the pending invites of every app, those claimed under
 //     a lease included, and no sent, failed, revoked or suppressed one;
-//     its oldest time is the CreatedAt of the oldest pending invite, in
-//     UTC, zero when none is pending.
+//     its oldest time is when the pending invite waiting longest last
+//     entered the queue, in UTC, zero when none is pending: the latest of
+//     its CreatedAt, its ResentAt and, if RecordInvite reclaimed it failed
+//     for an inline retry, that reclaim's time (a stranded pending invite
+//     it reclaims never left the queue). Claims and retries do not move
+//     it.
 //
 // Subtests run in parallel, so newStore must be safe to call from several
 // goroutines.

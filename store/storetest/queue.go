@@ -26,6 +26,8 @@ func RunQueue(t *testing.T, newStore func(t *testing.T) Queue) {
 		test func(t *testing.T, s Queue)
 	}{
 		{"Queue/PendingOnly", testQueuePendingOnly},
+		{"Queue/Resent", testQueueResent},
+		{"Queue/Reclaimed", testQueueReclaimed},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -46,8 +48,8 @@ func queueOf(t *testing.T, s Queue) (int, time.Time) {
 	return depth, oldest
 }
 
-// assertQueue checks that the queue holds depth invites, the oldest
-// created at oldest (zero for none), equal to the millisecond.
+// assertQueue checks that the queue holds depth invites, the one waiting
+// longest since oldest (zero for none), equal to the millisecond.
 func assertQueue(t *testing.T, s Queue, depth int, oldest time.Time, msg string) {
 	t.Helper()
 	gotDepth, gotOldest := queueOf(t, s)
@@ -111,4 +113,75 @@ func testQueuePendingOnly(t *testing.T, s Queue) {
 
 	require.NoError(t, s.Revoke(ctx, appA, ref, a3.ID, at))
 	assertQueue(t, s, 0, time.Time{}, "after the last was revoked")
+}
+
+// testQueueResent: a resent invite is in the queue since its resend, not
+// since it was created: resent 25 hours after it was sent, it has waited
+// a moment, not 25 hours.
+func testQueueResent(t *testing.T, s Queue) {
+	ctx := t.Context()
+	app, ref := uuid.NewString(), uuid.NewString()
+	ms := time.Millisecond
+
+	inv := record(t, s, addressed(app, ref, "ann@example.com", t0), referral.Limits{})
+	assert.Equal(t, referral.StatusSent, deliver(t, s, inv, referral.StatusSent, t0.Add(time.Second)).Status)
+	other := record(t, s, addressed(app, ref, "bob@example.com", t0.Add(10*time.Hour+7*ms)), referral.Limits{})
+	assertQueue(t, s, 1, other.CreatedAt, "one invite sent, one pending")
+
+	resentAt := t0.Add(25*time.Hour + 5*ms)
+	_, err := s.Resend(ctx, resendOf(inv, resentAt), referral.Limits{})
+	require.NoError(t, err)
+	assertQueue(t, s, 2, other.CreatedAt, "the other has waited longer than the resend")
+
+	require.NoError(t, s.Revoke(ctx, app, ref, other.ID, resentAt))
+	assertQueue(t, s, 1, resentAt, "the resend waits since it was asked for")
+
+	// Claimed, then retried: still in the queue since the resend.
+	claimed, err := s.ClaimDue(ctx, resentAt, time.Minute, 10)
+	require.NoError(t, err)
+	require.Len(t, claimed, 1)
+	assertQueue(t, s, 1, resentAt, "the resend claimed")
+	require.NoError(t, s.UpdateDelivery(ctx, inv.ID, referral.Delivery{Attempt: claimed[0].Attempts, Status: referral.StatusPending,
+		LastError: "421 try later", NextAttemptAt: resentAt.Add(time.Hour), At: resentAt.Add(time.Second)}))
+	assertQueue(t, s, 1, resentAt, "the resend to be retried")
+}
+
+// testQueueReclaimed: a failed invite that RecordInvite reclaims for an
+// inline retry is in the queue since the reclaim, even once that attempt
+// asks for a retry; a stranded pending one it reclaims never left the
+// queue, and waits since it was created.
+func testQueueReclaimed(t *testing.T, s Queue) {
+	ctx := t.Context()
+	lim := referral.Limits{IdempotencyTTL: day}
+	ms := time.Millisecond
+
+	failed := newInvite(uuid.NewString(), uuid.NewString(), "ann@example.com", t0)
+	failed.Attempts, failed.LeaseUntil = 1, t0.Add(time.Minute)
+	failed = record(t, s, failed, lim)
+	require.NoError(t, s.UpdateDelivery(ctx, failed.ID, referral.Delivery{Attempt: 1, Status: referral.StatusFailed, LastError: "550", At: t0.Add(time.Second)}))
+	assertQueue(t, s, 0, time.Time{}, "the invite failed")
+
+	reclaimAt := t0.Add(20*time.Hour + 3*ms)
+	got, replayed, err := s.RecordInvite(ctx, inlineRetry(failed, reclaimAt), lim)
+	require.NoError(t, err)
+	require.False(t, replayed)
+	require.Equal(t, referral.StatusPending, got.Status)
+	assertQueue(t, s, 1, reclaimAt, "the failed invite reclaimed")
+
+	require.NoError(t, s.UpdateDelivery(ctx, failed.ID, referral.Delivery{Attempt: got.Attempts, Status: referral.StatusPending,
+		LastError: "421 try later", NextAttemptAt: reclaimAt.Add(time.Hour), At: reclaimAt.Add(time.Second)}))
+	assertQueue(t, s, 1, reclaimAt, "the reclaimed invite to be retried")
+
+	// A stranded invite: pending, its inline lease run out.
+	strandedAt := t0.Add(21 * time.Hour)
+	stranded := newInvite(uuid.NewString(), uuid.NewString(), "bob@example.com", strandedAt)
+	stranded.Attempts, stranded.LeaseUntil = 1, strandedAt.Add(time.Minute)
+	stranded = record(t, s, stranded, lim)
+	require.NoError(t, s.UpdateDelivery(ctx, failed.ID, referral.Delivery{Attempt: got.Attempts, Status: referral.StatusSent, At: strandedAt}))
+	assertQueue(t, s, 1, strandedAt, "the stranded invite")
+	got, replayed, err = s.RecordInvite(ctx, inlineRetry(stranded, strandedAt.Add(time.Hour)), lim)
+	require.NoError(t, err)
+	require.False(t, replayed)
+	require.Equal(t, 2, got.Attempts)
+	assertQueue(t, s, 1, strandedAt, "the stranded invite reclaimed")
 }
