@@ -153,7 +153,9 @@ type Config struct {
 	// and fell behind a busy handler (BENCHMARKS.md). The
 	// claim's lease is (WorkerBatch/Senders, rounded up, +1) * SendTimeout.
 	// Keep it at most the mailer's connections (smtp.Config.MaxConns,
-	// default 4). Default 4.
+	// default 4). A worker killed mid-batch may send again each message
+	// whose server accepted it before its outcome was recorded: up to
+	// Senders of them. Default 4.
 	Senders int
 	// PollInterval is how often the queued worker looks for due invites
 	// when it found none. Default 1s.
