@@ -175,7 +175,7 @@ func (h *Handler) notify(ctx context.Context, ev Event) {
 	}
 }
 
-// runEvents is Run's webhook lane.
+// runEvents is Run's event lane: webhooks and the hooks fed from the outbox.
 func (h *Handler) runEvents(ctx context.Context) {
 	for {
 		n, err := h.DeliverEvents(ctx)

@@ -158,11 +158,7 @@ func throughput(ctx context.Context, e *env, o options, r *report) error {
 		r.ratio = r.referral.createdPerSecond() / b
 	}
 	r.tables = append(r.tables, loadTable("load", []string{"referral", "bare net/http"}, r.referral, r.bare))
-	verdict := "meets"
-	if r.ratio < ratioTarget {
-		verdict = "BELOW"
-	}
-	r.notes = append(r.notes, fmt.Sprintf("ratio referral/bare (201/s): %.2f (%s the target %.1f)", r.ratio, verdict, ratioTarget))
+	r.notes = append(r.notes, fmt.Sprintf("ratio referral/bare (201/s): %.2f (%s the target %.1f)", r.ratio, verdict(r.ratio >= ratioTarget), ratioTarget))
 	if r.bare.cpuPerCreated() > 0 {
 		r.notes = append(r.notes, fmt.Sprintf("server CPU per 201, referral/bare: %.1fx (less sensitive than 201/s to other load on the machine; the referral server's includes its delivery worker's)",
 			float64(r.referral.cpuPerCreated())/float64(r.bare.cpuPerCreated())))

@@ -10,8 +10,9 @@ import (
 // prepared once: parsing and planning the SQL was half of the CPU time of
 // a write (pprof), and a write transaction, which holds the file's write
 // lock, should spend as little time as it can. The write queue keeps its
-// wconn from one batch to the next, and closes it, statements and all,
-// when the store is closed or the connection fails.
+// wconn from one batch to the next (between writes only when the pool has
+// room for reads besides it: see minPoolToKeep), and closes it, statements
+// and all, when the store is closed or the connection fails.
 //
 // Its methods are those of *sql.Conn that the writes use, so that a write
 // reads like plain database/sql.

@@ -33,7 +33,7 @@ type writeQueue struct {
 	mu      sync.Mutex
 	queue   []*writeReq
 	leading bool // a batch is running or a queued caller has been told to lead
-	// conn is kept for the next batch; only the leader uses it.
+	// conn is kept for the next batch (see handOn); only the leader uses it.
 	conn *wconn
 	// closed: the store is closed, so conn is not kept; a held connection
 	// would still work after its DB was closed.
