@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 )
 
@@ -72,8 +73,8 @@ type EventSender interface {
 // ErrNoOutbox: Config.Webhooks is set but Config.Events records no events.
 var ErrNoOutbox = errors.New("referral: Config.Webhooks needs Config.Events of a store whose outbox is on")
 
-// webhookLease is how long a claimed batch of events is the worker's: a
-// send has eventTimeout, and a batch is sent one by one.
+// A claimed batch of events is sent at once, each send within
+// eventTimeout.
 const (
 	eventBatch   = 10
 	eventTimeout = 15 * time.Second
@@ -99,7 +100,9 @@ func (h *Handler) DeliverEvents(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	now := h.cfg.Now().UTC()
-	evs, err := h.cfg.Events.ClaimEvents(ctx, now, time.Duration(eventBatch+1)*eventTimeout, eventBatch)
+	// The batch's events are sent all at once, so the lease is one send's
+	// worth plus slack: a worker killed mid-batch holds them that long.
+	evs, err := h.cfg.Events.ClaimEvents(ctx, now, 2*eventTimeout, eventBatch)
 	if err != nil {
 		return 0, err
 	}
@@ -110,47 +113,59 @@ func (h *Handler) DeliverEvents(ctx context.Context) (int, error) {
 			h.notify(ctx, ev)
 		}
 	}
+	// At once, so that an endpoint that never answers costs one timeout
+	// per batch, not one per event.
+	var sending sync.WaitGroup
 	for _, ev := range evs {
-		if ctx.Err() != nil {
-			break // the lease runs out and the rest are claimed again
-		}
-		var sendErr error
-		if h.cfg.Webhooks != nil {
-			sctx, cancel := context.WithTimeout(ctx, eventTimeout)
-			sendErr = h.cfg.Webhooks.SendEvent(sctx, ev)
-			cancel()
-		}
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), eventTimeout)
-		var recErr error
-		if sendErr == nil {
-			if h.cfg.Webhooks != nil {
-				h.metrics.webhook("sent")
-			}
-			recErr = h.cfg.Events.EventDelivered(rctx, ev.ID, ev.Attempts)
-		} else {
-			at := h.cfg.Now().UTC()
-			giveUp := at.Sub(ev.At) >= eventRetryFor
-			if giveUp {
-				h.metrics.webhook("failed")
-				h.cfg.Logger.LogAttrs(ctx, slog.LevelError, "referral webhook given up after three days",
-					slog.String("event_id", ev.ID), slog.String("type", ev.Type), slog.String("cause", sendErr.Error()))
-			} else {
-				h.metrics.webhook("retry")
-			}
-			cause := sendErr.Error()
-			if cause == "" {
-				cause = "failed" // never "": it tells the next attempt the hooks ran
-			}
-			recErr = h.cfg.Events.EventFailed(rctx, ev.ID, ev.Attempts, at.Add(h.backoff(ev.Attempts)), cause, giveUp)
-		}
-		cancel()
-		if recErr != nil {
-			// The lease runs out and the event is sent again: at least once.
-			h.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "referral webhook: recording a delivery failed",
-				slog.String("event_id", ev.ID), slog.String("cause", recErr.Error()))
-		}
+		sending.Go(func() { h.deliverEvent(ctx, ev) })
 	}
+	sending.Wait()
 	return len(evs), nil
+}
+
+// deliverEvent sends one claimed event to Config.Webhooks, if set, and
+// records the outcome.
+func (h *Handler) deliverEvent(ctx context.Context, ev Event) {
+	if ctx.Err() != nil {
+		return // the lease runs out and it is claimed again
+	}
+	var sendErr error
+	if h.cfg.Webhooks != nil {
+		sctx, cancel := context.WithTimeout(ctx, eventTimeout)
+		sendErr = h.cfg.Webhooks.SendEvent(sctx, ev)
+		cancel()
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), eventTimeout)
+	defer cancel()
+	var recErr error
+	if sendErr == nil {
+		if h.cfg.Webhooks != nil {
+			h.metrics.webhook("sent")
+		}
+		recErr = h.cfg.Events.EventDelivered(rctx, ev.ID, ev.Attempts)
+	} else {
+		at := h.cfg.Now().UTC()
+		giveUp := at.Sub(ev.At) >= eventRetryFor
+		attrs := []slog.Attr{slog.String("event_id", ev.ID), slog.String("type", ev.Type),
+			slog.Int("attempt", ev.Attempts), slog.String("cause", sendErr.Error())}
+		if giveUp {
+			h.metrics.webhook("failed")
+			h.cfg.Logger.LogAttrs(ctx, slog.LevelError, "referral webhook given up after three days", attrs...)
+		} else {
+			h.metrics.webhook("retry")
+			h.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "referral webhook failed; retried later", attrs...)
+		}
+		cause := sendErr.Error()
+		if cause == "" {
+			cause = "failed" // never "": it tells the next attempt the hooks ran
+		}
+		recErr = h.cfg.Events.EventFailed(rctx, ev.ID, ev.Attempts, at.Add(h.backoff(ev.Attempts)), cause, giveUp)
+	}
+	if recErr != nil {
+		// The lease runs out and the event is sent again: at least once.
+		h.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "referral webhook: recording a delivery failed",
+			slog.String("event_id", ev.ID), slog.String("cause", recErr.Error()))
+	}
 }
 
 // notify feeds ev to the in-process hook for its type, if set: OnOutcome

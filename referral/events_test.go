@@ -365,10 +365,13 @@ func TestHooksFromTheOutbox(t *testing.T) {
 // before it.
 type hookCheckingSender struct {
 	hooks  *atomic.Int32
+	mu     sync.Mutex
 	before []int32
 }
 
 func (s *hookCheckingSender) SendEvent(context.Context, referral.Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.before = append(s.before, s.hooks.Load())
 	return errors.New("503")
 }
@@ -392,4 +395,52 @@ func TestHooksBeforeWebhooks(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 3, n)
 	assert.Equal(t, []int32{3, 3, 3}, sender.before)
+}
+
+// concurrentSender fails every send, once want of them are in flight at
+// once (or five seconds have passed), and keeps the most it saw.
+type concurrentSender struct {
+	mu         sync.Mutex
+	now, most  int
+	want, seen int
+	full       chan struct{}
+}
+
+func (s *concurrentSender) SendEvent(ctx context.Context, _ referral.Event) error {
+	s.mu.Lock()
+	s.now++
+	s.seen++
+	s.most = max(s.most, s.now)
+	if s.seen == s.want {
+		close(s.full)
+	}
+	s.mu.Unlock()
+	select {
+	case <-s.full:
+	case <-time.After(5 * time.Second):
+	}
+	s.mu.Lock()
+	s.now--
+	s.mu.Unlock()
+	return errors.New("timeout")
+}
+
+// A batch's events are sent at once: an endpoint that never answers costs
+// one timeout per batch, and a failure is logged.
+func TestWebhooksOfABatchAtOnce(t *testing.T) {
+	t.Parallel()
+	store := memory.NewWithOptions(memory.Options{Outbox: true})
+	sender := &concurrentSender{want: 3, full: make(chan struct{})}
+	f := newFixture(t, func(c *referral.Config) {
+		c.Store, c.Recipients, c.Redemptions, c.Referrers = store, store, store, store
+		c.Webhooks, c.Events = sender, store
+	})
+	for i := range 3 {
+		checkEnvelope(t, f.post(invite(fmt.Sprintf("p%d@example.com", i), "en")), 201)
+	}
+	n, err := f.h.DeliverEvents(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, 3, n)
+	assert.Equal(t, 3, sender.most)
+	assert.Contains(t, f.logs.String(), "referral webhook failed; retried later")
 }

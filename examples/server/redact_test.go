@@ -18,6 +18,7 @@ func TestRedactURL(t *testing.T) {
 		{"postgres://alice@db.example/app", "postgres://alice@db.example/app"},
 		{"postgres://alice:p%40ss@db.example/app", "postgres://alice:xxxxx@db.example/app"},
 		{"postgres://alice:hunter2@db.example:port/app", "postgres://xxxxx"},
+		{"https://app.example/hooks?v=2&token=abc&Signature=s", "https://app.example/hooks?v=2&token=xxxxx&Signature=xxxxx"},
 	}
 	for _, tt := range tests {
 		assert.Equal(t, tt.want, redactURL(tt.in), tt.in)

@@ -528,7 +528,8 @@ const redacted = "xxxxx"
 
 func secretParam(key string) bool {
 	switch strings.ToLower(key) {
-	case "password", "sslpassword":
+	case "password", "sslpassword", // PostgreSQL's
+		"token", "access_token", "key", "api_key", "apikey", "secret", "sig", "signature": // a webhook URL's
 		return true
 	}
 	return false
