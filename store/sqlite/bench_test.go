@@ -60,6 +60,7 @@ func benchInvite(referrers []string, i int) referral.Invite {
 		ReferrerID:    referrers[i%len(referrers)],
 		Email:         fmt.Sprintf("invitee%d@example.com", i),
 		EmailKey:      fmt.Sprintf("invitee%d@example.com", i),
+		AddressHash:   fmt.Sprintf("%064x", i),
 		Language:      "en",
 		Code:          "A1B0C2D3E4",
 		Status:        referral.StatusPending,
@@ -80,13 +81,14 @@ func benchReferrerIDs() []string {
 }
 
 // BenchmarkRecordInvite records invites with the handler's default limits:
-// one write transaction with the idempotency, limit and cooldown checks and
-// the insert, each committed with synchronous=FULL.
+// one write transaction with the idempotency, limit, cooldown and recipient
+// checks and the insert, each committed with synchronous=FULL.
 func BenchmarkRecordInvite(b *testing.B) {
 	s, err := sqlite.Open(filepath.Join(b.TempDir(), "referral.db"))
 	require.NoError(b, err)
 	defer s.Close()
-	lim := referral.Limits{MaxPerReferrer: 50, Window: 24 * time.Hour, Cooldown: 15 * time.Minute, IdempotencyTTL: 24 * time.Hour}
+	lim := referral.Limits{MaxPerReferrer: 50, Window: 24 * time.Hour, Cooldown: 15 * time.Minute,
+		IdempotencyTTL: 24 * time.Hour, MaxPerRecipient: 3, RecipientWindow: 30 * 24 * time.Hour}
 	referrers := benchReferrerIDs()
 	runParallel(b, func(i int) error {
 		_, _, err := s.RecordInvite(b.Context(), benchInvite(referrers, i), lim)
