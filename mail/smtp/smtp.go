@@ -77,8 +77,8 @@ func New(cfg Config) (*Mailer, error) {
 			gomail.WithTimeout(cfg.CommandTimeout),
 			gomail.WithTLSConfig(cfg.TLSConfig),
 			gomail.WithHELO(cfg.HELO),
-			// Send checks a reused connection with RSET itself, once, instead
-			// of go-mail's NOOP before and RSET after every message.
+			// Neither go-mail's NOOP before nor its RSET after every
+			// message: a round trip each (see get).
 			gomail.WithoutNoop(),
 			gomail.WithoutRset(),
 		},
@@ -99,8 +99,8 @@ func New(cfg Config) (*Mailer, error) {
 	return m, nil
 }
 
-// Send delivers msg. It reuses an idle connection after checking it with
-// RSET, and dials a new one if there is none or the check fails. Cancelling
+// Send delivers msg. It reuses an idle connection, and dials a new one if
+// there is none or the server turns out to have closed it. Cancelling
 // ctx aborts the exchange at once (the connection is then closed).
 func (m *Mailer) Send(ctx context.Context, msg mail.Message) error {
 	g, err := mail.Build(msg)
@@ -126,15 +126,25 @@ func (m *Mailer) Send(ctx context.Context, msg mail.Message) error {
 
 	w := &watch{}
 	stop := context.AfterFunc(ctx, w.abort)
-	c, err := m.get(ctx, w)
-	if err != nil {
+	c, reused, err := m.get(ctx, w)
+	if err == nil {
+		err = c.client.SendWithSMTPClient(c.smtp, g)
+		if reused && stale(err) && ctx.Err() == nil {
+			// The server closed the idle connection: nothing of the
+			// message was taken, so it goes over a new one.
+			_ = c.raw.Close()
+			if c, err = m.dial(ctx, w); err == nil {
+				err = c.client.SendWithSMTPClient(c.smtp, g)
+			}
+		}
+	}
+	if c == nil {
 		stop()
 		if ctx.Err() != nil {
 			return fmt.Errorf("smtp: connecting: %w", ctx.Err())
 		}
 		return fmt.Errorf("smtp: connecting to %s: %w", m.addr(), err)
 	}
-	err = c.client.SendWithSMTPClient(c.smtp, g)
 	aborted := !stop()
 	if err != nil || aborted {
 		// After a failure the session state is unknown: start afresh.
@@ -177,24 +187,35 @@ func (m *Mailer) Close() error {
 	return nil
 }
 
-// get returns a checked idle connection or a new one.
-func (m *Mailer) get(ctx context.Context, w *watch) (*conn, error) {
+// get returns an idle connection, reporting that it is one, or a new
+// one. An idle connection is not checked: the previous message ended its
+// transaction, and checking it (RSET) cost a round trip per message. If
+// the server has closed it meanwhile, the next command says so (stale).
+func (m *Mailer) get(ctx context.Context, w *watch) (c *conn, reused bool, err error) {
 	if c := m.takeIdle(); c != nil {
 		if !w.set(c.raw) {
-			return nil, ctx.Err()
+			return nil, false, ctx.Err()
 		}
 		if err := c.smtp.UpdateDeadline(m.cfg.CommandTimeout); err == nil {
-			if err := c.smtp.Reset(); err == nil {
-				return c, nil
-			}
+			return c, true, nil
 		}
-		// The server closed it or stopped answering: dial once instead.
 		_ = c.raw.Close()
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
-	return m.dial(ctx, w)
+	c, err = m.dial(ctx, w)
+	return c, false, err
+}
+
+// stale reports whether err, from the first message on a reused
+// connection, says that the server had closed it: MAIL, the first command,
+// failed without an answer, or with 421 (closing the channel). Nothing of
+// the message was taken then.
+func stale(err error) bool {
+	var se *gomail.SendError
+	return errors.As(err, &se) && se.Reason == gomail.ErrSMTPMailFrom &&
+		(se.ErrorCode() == 0 || se.ErrorCode() == 421)
 }
 
 func (m *Mailer) dial(ctx context.Context, w *watch) (*conn, error) {

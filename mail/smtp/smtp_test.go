@@ -420,6 +420,42 @@ func TestConnectionReuse(t *testing.T) {
 	assert.Equal(t, 1, srv.Connections())
 }
 
+// A reused connection goes straight on to the next message: no RSET or
+// NOOP first, each of which cost a round trip per message.
+func TestReuseSendsNoReset(t *testing.T) {
+	t.Parallel()
+	srv := smtptest.New(t, smtptest.Options{})
+	m := newMailer(t, srv, nil)
+	for i := range 3 {
+		require.NoError(t, m.Send(context.Background(), message(fmt.Sprint(i), "Einladung")))
+	}
+	assert.Equal(t, 1, srv.Connections())
+	assert.Equal(t, 3, srv.Commands("MAIL"))
+	assert.Zero(t, srv.Commands("RSET"))
+	assert.Zero(t, srv.Commands("NOOP"))
+}
+
+// A server closing an idle connection may say so (421) only when the
+// next command comes: the message then goes over a new connection, as
+// nothing of it was taken. On a new connection a 421 is an answer.
+func TestRedialAfter421OnReuse(t *testing.T) {
+	t.Parallel()
+	srv := smtptest.New(t, smtptest.Options{})
+	m := newMailer(t, srv, nil)
+	require.NoError(t, m.Send(context.Background(), message("1", "Einladung")))
+	srv.SetFault(smtptest.Fault{At: smtptest.AtMail, Code: 421, Times: 1})
+	require.NoError(t, m.Send(context.Background(), message("2", "Einladung")))
+	assert.Len(t, srv.Messages(), 2)
+	assert.Equal(t, 2, srv.Connections())
+
+	srv.DropConnections()
+	srv.SetFault(smtptest.Fault{At: smtptest.AtMail, Code: 421, Times: 1})
+	err := m.Send(context.Background(), message("3", "Einladung"))
+	require.Error(t, err, "the dropped connection was dialled again, and that one said 421")
+	assert.NotErrorIs(t, err, rkmail.ErrPermanent)
+	assert.Len(t, srv.Messages(), 2)
+}
+
 func TestNoReuse(t *testing.T) {
 	t.Parallel()
 	srv := smtptest.New(t, smtptest.Options{})

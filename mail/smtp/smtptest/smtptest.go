@@ -15,6 +15,7 @@ import (
 	mathrand "math/rand/v2"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -91,6 +92,8 @@ type Server struct {
 	msgs     []Message
 	fault    Fault
 	dropRate float64
+
+	verbs verbCounter
 }
 
 // New starts a server on 127.0.0.1 and stops it in t.Cleanup.
@@ -122,6 +125,7 @@ func New(t testing.TB, opts Options) *Server {
 	s.srv.Domain = "smtptest.localhost"
 	s.srv.ErrorLog = logger{t}
 	s.srv.ReadTimeout = time.Minute // never reached in a test; bounds a leak
+	s.srv.Debug = &s.verbs
 	if !opts.NoTLS && !opts.ImplicitTLS {
 		s.srv.TLSConfig = s.tls
 	}
@@ -169,6 +173,14 @@ func (s *Server) Connections() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.accepted
+}
+
+// Commands returns how many times clients have sent the SMTP command verb
+// ("RSET", "MAIL", ...), on every connection so far. It reads the
+// session's text as it passes, so it suits a test that sends one message
+// at a time.
+func (s *Server) Commands(verb string) int {
+	return s.verbs.count(verb)
 }
 
 // OpenConnections returns how many connections are open now.
@@ -511,3 +523,39 @@ type logger struct{ t testing.TB }
 
 func (l logger) Printf(format string, v ...any) { l.t.Logf("smtptest: "+format, v...) }
 func (l logger) Println(v ...any)               { l.t.Log(append([]any{"smtptest:"}, v...)...) }
+
+// verbCounter counts the first word of each line of the server's
+// transcript (go-smtp's Debug: both directions, after TLS), for Commands.
+type verbCounter struct {
+	mu      sync.Mutex
+	partial []byte // the current line so far, at most maxVerbLine bytes
+	counts  map[string]int
+}
+
+const maxVerbLine = 64 // enough for any command's verb
+
+func (v *verbCounter) Write(p []byte) (int, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, b := range p {
+		if b != '\n' {
+			if len(v.partial) < maxVerbLine {
+				v.partial = append(v.partial, b)
+			}
+			continue
+		}
+		verb, _, _ := strings.Cut(strings.TrimRight(string(v.partial), "\r"), " ")
+		if v.counts == nil {
+			v.counts = map[string]int{}
+		}
+		v.counts[strings.ToUpper(verb)]++
+		v.partial = v.partial[:0]
+	}
+	return len(p), nil
+}
+
+func (v *verbCounter) count(verb string) int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.counts[strings.ToUpper(verb)]
+}
