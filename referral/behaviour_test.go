@@ -340,6 +340,8 @@ func TestNewNamesMissingFields(t *testing.T) {
 		"RetryBackoff": func(c *referral.Config) { c.RetryBackoff = -time.Second },
 		"WorkerBatch":  func(c *referral.Config) { c.WorkerBatch = -1 },
 		"PollInterval": func(c *referral.Config) { c.PollInterval = -time.Millisecond },
+		"MaxBacklog":   func(c *referral.Config) { c.MaxBacklog = -1 },
+		"BacklogWait":  func(c *referral.Config) { c.BacklogWait = -time.Second },
 	} {
 		cfg := base()
 		mod(&cfg)

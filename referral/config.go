@@ -160,6 +160,21 @@ type Config struct {
 	// PollInterval is how often the queued worker looks for due invites
 	// when it found none. Default 1s.
 	PollInterval time.Duration
+	// MaxBacklog, with Queued delivery, bounds the invites this process
+	// has queued ahead of its worker (Run, running in this process): a
+	// request that finds MaxBacklog of them not yet claimed waits, before
+	// recording its invite, until the worker claims more, at most
+	// BacklogWait, and is then recorded anyway. Under a load the worker
+	// cannot keep pace with, intake then slows to what it delivers rather
+	// than the queue growing without bound (BENCHMARKS.md). The bound is
+	// per process and approximate: the worker counts every invite it
+	// claims, its process's or another's, and forgets the backlog when it
+	// finds none due. Default 0: no bound, every request is answered at
+	// once, as without Run.
+	MaxBacklog int
+	// BacklogWait bounds a request's wait for the backlog (MaxBacklog).
+	// Default 1s.
+	BacklogWait time.Duration
 	// OnOutcome, if set, is called after each final delivery outcome is
 	// recorded (Status sent or failed), inline or queued, with an Invite
 	// that holds what its event carries: ID, AppID, ReferrerID, Status,
@@ -237,6 +252,7 @@ type Handler struct {
 	outbox      bool     // Config.Events records events: hooks and webhooks are fed from them
 	limits      Limits
 	lookups     *windowLimiter // nil: code lookups are not limited
+	backlog     *backlog       // nil: Config.MaxBacklog is off
 }
 
 // New checks cfg, fills in defaults and returns the handler.
@@ -323,6 +339,7 @@ func New(cfg Config) (*Handler, error) {
 	setDefault(&cfg.WorkerBatch, 64)
 	setDefault(&cfg.Senders, 4)
 	setDefault(&cfg.PollInterval, time.Second)
+	setDefault(&cfg.BacklogWait, time.Second)
 	setDefault(&cfg.LookupsPerMinute, 60)
 	// Negative means "disabled" only where the field's doc says so; any
 	// other negative value would panic or spin in a worker goroutine.
@@ -338,11 +355,15 @@ func New(cfg Config) (*Handler, error) {
 		{"WorkerBatch", cfg.WorkerBatch > 0},
 		{"Senders", cfg.Senders > 0},
 		{"PollInterval", cfg.PollInterval > 0},
+		{"BacklogWait", cfg.BacklogWait > 0},
 		{"RecipientWindow", cfg.RecipientWindow > 0},
 	} {
 		if !f.ok {
 			bad = append(bad, fmt.Errorf("referral: Config.%s must be positive (zero for the default)", f.name))
 		}
+	}
+	if cfg.MaxBacklog < 0 {
+		bad = append(bad, errors.New("referral: Config.MaxBacklog must not be negative (zero for no bound)"))
 	}
 	if err := errors.Join(bad...); err != nil {
 		return nil, err
@@ -381,6 +402,7 @@ func New(cfg Config) (*Handler, error) {
 		metrics:     m,
 		outbox:      outbox,
 		lookups:     lookups,
+		backlog:     newBacklog(cfg),
 		limits: Limits{
 			MaxPerReferrer:  max(cfg.MaxInvitesPerReferrer, 0),
 			Window:          cfg.LimitWindow,

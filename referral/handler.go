@@ -198,7 +198,11 @@ func (q *request) serve() {
 		inv.Attempts = 1
 		inv.LeaseUntil = now.Add(2 * h.cfg.SendTimeout)
 	}
+	slot := h.backlog.enter(ctx)
 	stored, replayed, err := h.cfg.Store.RecordInvite(ctx, inv, h.limits)
+	if slot && (err != nil || replayed || stored.Status != StatusPending) {
+		h.backlog.leave(1) // nothing queued
+	}
 	if err != nil {
 		var le *LimitError
 		if errors.As(err, &le) {

@@ -30,8 +30,9 @@ const eraseInterval = time.Minute
 // Config.Webhooks it also delivers events (DeliverEvents), in a lane of its
 // own. When
 // idle, about once a minute, it also erases expired addresses (see
-// EraseExpiredAddresses).
+// EraseExpiredAddresses). While it runs, Config.MaxBacklog applies.
 func (h *Handler) Run(ctx context.Context) error {
+	defer h.backlog.running()()
 	if h.outbox {
 		// A lane of its own: a slow endpoint never delays an email.
 		var lane sync.WaitGroup
@@ -87,6 +88,10 @@ func (h *Handler) DeliverDue(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if len(batch) == 0 {
+		h.backlog.clear()
+	}
+	h.backlog.leave(len(batch))
 	var next atomic.Int64 // the index of the next invite of batch to take
 	var senders, recording sync.WaitGroup
 	for range min(h.cfg.Senders, len(batch)) {

@@ -44,6 +44,7 @@ func newEnv(ctx context.Context, o options, name string) (_ *env, err error) {
 		dir:          dir,
 		smtpAddr:     e.sink.addr(),
 		sendTimeout:  o.sendTimeout,
+		maxBacklog:   o.maxBacklog,
 		retryBackoff: o.retryBackoff,
 	}
 	if e.tg.clientID, e.tg.apiKey, err = e.setup.createKey(ctx); err != nil {

@@ -36,6 +36,7 @@ type options struct {
 	server       string
 	sendTimeout  time.Duration
 	retryBackoff time.Duration
+	maxBacklog   int
 	drainTimeout time.Duration
 	keep         bool
 }
@@ -55,8 +56,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.invites, "invites", 100_000, "memory: invites to send; resident memory is sampled every tenth of them")
 	fs.IntVar(&o.kills, "kills", 1, "kill: how many times the server is killed (SIGKILL) and restarted during the load")
 	fs.StringVar(&o.server, "server", "", "prebuilt standalone server binary; empty: go build ./examples/server into a temporary folder")
-	fs.DurationVar(&o.sendTimeout, "send-timeout", 2*time.Second, "the server's -send-timeout; a claim's lease, which a kill leaves behind, is 11 times this")
+	fs.DurationVar(&o.sendTimeout, "send-timeout", 2*time.Second, fmt.Sprintf("the server's -send-timeout; a claim's lease, which a kill leaves behind, is %d times this", leaseSends))
 	fs.DurationVar(&o.retryBackoff, "retry-backoff", time.Second, "the server's -retry-backoff: its 8 attempts span at least 63.5 times this, which must outlast the faults")
+	fs.IntVar(&o.maxBacklog, "max-backlog", 0, "the server's -max-backlog (0: not passed, the server's default: no bound)")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 3*time.Minute, "bound on the wait for the server's queue to empty after the load")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary folders (databases, server logs) and print where they are; a failed scenario always keeps its own")
 	if err := fs.Parse(args); err != nil {
@@ -76,6 +78,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("loadtest: -invites must be between 10 and 10,000,000")
 	case o.kills < 1 || o.kills > 100:
 		return o, errors.New("loadtest: -kills must be between 1 and 100")
+	case o.maxBacklog < 0:
+		return o, errors.New("loadtest: -max-backlog must not be negative")
 	case o.sendTimeout <= 0 || o.retryBackoff <= 0 || o.drainTimeout <= 0:
 		return o, errors.New("loadtest: -send-timeout, -retry-backoff and -drain-timeout must be positive")
 	}

@@ -387,7 +387,7 @@ func kill(ctx context.Context, e *env, o options, r *report) error {
 		loadTable("load", []string{"referral"}, r.referral),
 		deliveryTable(r.delivery))
 	r.notes = append(r.notes,
-		fmt.Sprintf("invites claimed when the server died wait out their lease (11 x -send-timeout = %s) before they are sent again", round(11*o.sendTimeout)),
+		fmt.Sprintf("invites claimed when the server died wait out their lease (%d x -send-timeout = %s) before they are sent again", leaseSends, round(leaseSends*o.sendTimeout)),
 		fmt.Sprintf("the worker records outcomes while it sends the next message, so a kill can duplicate the messages of one claimed batch that were sent but not yet marked sent: at most %d", workerBatch))
 	r.problems = append(r.problems, onlyStatuses(r.referral, "201", transportError)...)
 	r.problems = append(r.problems, r.delivery.problems(workerBatch*r.kills, fmt.Sprintf("more than a claimed batch (%d) per kill", workerBatch))...)

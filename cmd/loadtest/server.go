@@ -49,13 +49,14 @@ type serverSetup struct {
 	smtpAddr     string // the sink
 	sendTimeout  time.Duration
 	retryBackoff time.Duration
+	maxBacklog   int // 0: not passed
 }
 
 func (s serverSetup) dbPath() string { return filepath.Join(s.dir, "referral.db") }
 
 // args returns the server's flags for a listen address.
 func (s serverSetup) args(addr string) []string {
-	return []string{
+	args := []string{
 		"-addr", addr,
 		"-db", s.dbPath(),
 		"-delivery", "queued",
@@ -63,6 +64,10 @@ func (s serverSetup) args(addr string) []string {
 		"-send-timeout", s.sendTimeout.String(),
 		"-retry-backoff", s.retryBackoff.String(),
 	}
+	if s.maxBacklog > 0 {
+		args = append(args, "-max-backlog", strconv.Itoa(s.maxBacklog))
+	}
+	return args
 }
 
 // commandLine is the server's command as a person would type it.
@@ -314,3 +319,7 @@ func cleanEnv() []string {
 	}
 	return env
 }
+
+// leaseSends is a claim's lease in sends (-send-timeout) with the
+// handler's defaults: WorkerBatch 64 over 4 Senders, plus one.
+const leaseSends = 64/4 + 1

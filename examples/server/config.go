@@ -64,6 +64,7 @@ type config struct {
 	// Not in DESIGN.md's table: tuning for queued delivery and load tests.
 	sendTimeout  string
 	retryBackoff string
+	maxBacklog   string
 }
 
 const devIssuer = "referralkit-dev"
@@ -103,6 +104,7 @@ func (c *config) options() []option {
 		{&c.maxResends, "max-resends", "REFERRAL_MAX_RESENDS", "2", "resends allowed per invite (0: none)"},
 		{&c.sendTimeout, "send-timeout", "REFERRAL_SEND_TIMEOUT", "15s", "bound on one delivery attempt"},
 		{&c.retryBackoff, "retry-backoff", "REFERRAL_RETRY_BACKOFF", "30s", "first retry delay of queued delivery and of webhooks, doubling with jitter up to 1h"},
+		{&c.maxBacklog, "max-backlog", "REFERRAL_MAX_BACKLOG", "0", "queued delivery: invites queued ahead of the worker before a request waits for it, up to 1s (0: no bound, answer at once)"},
 	}
 }
 
@@ -167,8 +169,10 @@ func (c *config) check() error {
 			return fmt.Errorf("%s must be a duration like 24h, or 0 for none, not %q", d.flag, d.v)
 		}
 	}
-	if n, err := strconv.Atoi(c.maxResends); err != nil || n < 0 || c.maxResends != strconv.Itoa(n) {
-		return fmt.Errorf("-max-resends must be a whole number, 0 or more, not %q", c.maxResends)
+	for _, w := range []struct{ flag, v string }{{"-max-resends", c.maxResends}, {"-max-backlog", c.maxBacklog}} {
+		if n, err := strconv.Atoi(w.v); err != nil || n < 0 || w.v != strconv.Itoa(n) {
+			return fmt.Errorf("%s must be a whole number, 0 or more, not %q", w.flag, w.v)
+		}
 	}
 	if c.addr == "" {
 		return errors.New("-addr is empty")

@@ -410,6 +410,8 @@ func TestMisconfigurationStopsWithOneLine(t *testing.T) {
 		{"bad resend-after", []string{"-resend-after", "tomorrow"}, "-resend-after must be a duration"},
 		{"negative max-resends", []string{"-max-resends", "-1"}, `-max-resends must be a whole number, 0 or more, not "-1"`},
 		{"max-resends not a number", []string{"-max-resends", "two"}, "-max-resends"},
+		{"negative max-backlog", []string{"-max-backlog", "-5"}, `-max-backlog must be a whole number, 0 or more, not "-5"`},
+		{"max-backlog not a number", []string{"-max-backlog", "1e3"}, "-max-backlog"},
 		{"unknown user ids", []string{"-user-ids", "int"}, `-user-ids must be uuid or opaque, not "int"`},
 		{"public url without scheme", []string{"-public-url", "localhost:8080"}, "-public-url must be an absolute http(s) URL"},
 		{"public url with query", []string{"-public-url", "https://r.example.com/?x=1"}, "-public-url"},

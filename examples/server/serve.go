@@ -193,6 +193,7 @@ func newHandler(c *config, store backend, a referral.Authenticator, m referral.M
 		}
 	}
 	maxResends, _ := strconv.Atoi(c.maxResends) // checked
+	maxBacklog, _ := strconv.Atoi(c.maxBacklog)
 	delivery := referral.Inline
 	if c.delivery == "queued" {
 		delivery = referral.Queued
@@ -228,6 +229,7 @@ func newHandler(c *config, store backend, a referral.Authenticator, m referral.M
 		Delivery:     delivery,
 		SendTimeout:  duration(c.sendTimeout),
 		RetryBackoff: duration(c.retryBackoff),
+		MaxBacklog:   maxBacklog,
 		Metrics:      reg,
 		Queue:        store,
 		// Opened with its outbox on when there are webhooks (openBackend).
