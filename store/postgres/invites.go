@@ -72,18 +72,9 @@ RETURNING ` + prefixed("i.", storeimpl.InviteColumns)
 // its start: an invite created exactly Window ago no longer counts, so
 // retrying RetryAfter later succeeds.
 const recordSQL = `WITH
-replay AS (
-	SELECT id FROM referral_invites
-	WHERE @replay_on::boolean AND ` + replayWhere + `
-	ORDER BY created_at DESC LIMIT 1
-),
+replay AS (` + replaySQL + `),
 window_full AS (` + windowFullSQL + `),
-cooling AS (
-	SELECT created_at FROM referral_invites
-	WHERE @cooldown_on::boolean AND app_id = @app_id AND referrer_id = @referrer_id
-		AND email_key = @email_key AND status NOT IN ('failed', 'revoked') AND created_at > @cooldown_since
-	ORDER BY created_at DESC LIMIT 1
-),
+cooling AS (` + coolingSQL + `),
 recipient AS (
 	SELECT ` + recipientReasonSQL + ` AS reason
 	WHERE @address_hash::text <> ''
@@ -101,6 +92,19 @@ inserted AS (
 )
 SELECT (SELECT id FROM replay), (SELECT created_at FROM window_full), (SELECT created_at FROM cooling),
 	(SELECT reason FROM recipient), EXISTS (SELECT FROM inserted)`
+
+// replaySQL is step 1 of RecordInvite: the invite an Idempotency-Key
+// repeats, if any.
+const replaySQL = `SELECT id FROM referral_invites
+	WHERE @replay_on::boolean AND ` + replayWhere + `
+	ORDER BY created_at DESC LIMIT 1`
+
+// coolingSQL is step 3 of RecordInvite: the referrer's newest invite of
+// the address within the cooldown that has not failed nor been revoked.
+const coolingSQL = `SELECT created_at FROM referral_invites
+	WHERE @cooldown_on::boolean AND app_id = @app_id AND referrer_id = @referrer_id
+		AND email_key = @email_key AND status NOT IN ('failed', 'revoked') AND created_at > @cooldown_since
+	ORDER BY created_at DESC LIMIT 1`
 
 // windowFullSQL is the per-referrer limit (step 2 of RecordInvite, and
 // Resend's): of the referrer's invites created, and those resent, after
@@ -139,11 +143,19 @@ const recipientReasonSQL = `coalesce(
 
 // RecordInvite stores inv after the idempotency, limit, cooldown and
 // recipient checks of [referral.CodeStore], atomically with them, and
-// returns the invite stored (suppressed, maybe) or replayed.
+// returns the invite stored (suppressed, maybe) or replayed. A lone call
+// records its invite in a transaction of its own (recordOne); concurrent
+// calls share one (see inviteQueue).
 func (s *Store) RecordInvite(ctx context.Context, inv referral.Invite, lim referral.Limits) (referral.Invite, bool, error) {
 	inv.NextAttemptAt, inv.LeaseUntil = stored(inv.NextAttemptAt), stored(inv.LeaseUntil)
 	inv.CreatedAt, inv.UpdatedAt = stored(inv.CreatedAt), stored(inv.UpdatedAt)
 	inv.SentAt, inv.ResentAt = stored(inv.SentAt), stored(inv.ResentAt)
+	return s.recordQueued(ctx, inv, lim)
+}
+
+// recordOne is RecordInvite in a transaction of its own, for inv with its
+// times as stored.
+func (s *Store) recordOne(ctx context.Context, inv referral.Invite, lim referral.Limits) (referral.Invite, bool, error) {
 	now := inv.CreatedAt
 
 	// The locks, the checks and the insert go in one transaction, sent in

@@ -27,6 +27,8 @@ type Store struct {
 	owned bool
 	// outbox: the changes record events; see Options.Outbox.
 	outbox bool
+	// invites queues concurrent RecordInvite calls for group commit.
+	invites inviteQueue
 }
 
 var (
