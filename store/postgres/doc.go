@@ -13,7 +13,11 @@
 // referrer (pg_advisory_xact_lock) before it checks the idempotency key, the
 // limit and the cooldown and inserts, in one transaction of two round trips,
 // so that no race lets more invites through than a limit allows; invites of
-// different referrers do not wait for each other. An invite with an
+// different referrers do not wait for each other's locks. Concurrent calls
+// of one Store share such transactions (group commit): the invites that
+// queued while the last ones were being recorded are checked and inserted
+// by one statement, those of one referrer or one address in different
+// transactions, so each counts the others exactly as alone. An invite with an
 // AddressHash also takes a lock on (app, AddressHash) for the recipient
 // limit and the suppression list, which Suppress takes too: an invite
 // recorded while its address is being suppressed is either recorded
@@ -92,7 +96,8 @@
 //
 // Cancellation: every method returns when its context ends, with an error
 // that matches the context's. RecordInvite commits only after its checks
-// and insert came back, so a call that gives up before then stores nothing;
+// and insert came back, so a call that gives up before then stores nothing
+// (in a shared transaction, its row is deleted before the commit);
 // one cancelled while its commit is under way may still have stored its
 // work, as with any database. A pool made by Open also sends the server a
 // cancel request when a context ends, so that a statement waiting for a lock
