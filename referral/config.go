@@ -154,8 +154,9 @@ type Config struct {
 	// claim's lease is (WorkerBatch/Senders, rounded up, +1) * SendTimeout.
 	// Keep it at most the mailer's connections (smtp.Config.MaxConns,
 	// default 4). A worker killed mid-batch may send again each message
-	// whose server accepted it before its outcome was recorded: up to
-	// Senders of them. Default 4.
+	// whose server accepted it before its outcome was recorded: while
+	// records wait for the store, the senders go on, so up to the batch.
+	// Default 4.
 	Senders int
 	// PollInterval is how often the queued worker looks for due invites
 	// when it found none. Default 1s.

@@ -335,9 +335,14 @@ func smtpFaults(ctx context.Context, e *env, o options, r *report) error {
 	return nil
 }
 
-// workerBatch is the server's referral.Config.WorkerBatch (its default):
-// the most invites one kill can leave sent but not marked sent.
-const workerBatch = 10
+// workerBatch and senders are the server's referral.Config.WorkerBatch
+// and Senders (their defaults). A batch is the most invites one kill can
+// leave sent but not marked sent: outcomes are recorded while the next
+// messages go out.
+const (
+	workerBatch = 64
+	senders     = 4
+)
 
 // kill drives the server and kills it (SIGKILL) o.kills times, evenly
 // spread over the load, restarting it on the same database and port.

@@ -321,5 +321,5 @@ func cleanEnv() []string {
 }
 
 // leaseSends is a claim's lease in sends (-send-timeout) with the
-// handler's defaults: WorkerBatch 64 over 4 Senders, plus one.
-const leaseSends = 64/4 + 1
+// handler's defaults: a batch's share of each sender, plus one.
+const leaseSends = (workerBatch+senders-1)/senders + 1
