@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
-	"strconv"
 )
 
 // wconn is the connection batches of writes run on, with every statement
@@ -115,14 +114,4 @@ func (w *wconn) closeStmts() {
 		st.Close()
 	}
 	w.stmts = map[string]*sql.Stmt{}
-}
-
-// limitSQL is the clause "LIMIT n", n written out. A LIMIT bound as a
-// parameter in a subquery makes SQLite prepare the whole statement again
-// at every run (the recipient check's did: 17 % of the server's CPU under
-// load, pprof), which wconn's prepared statements are there to avoid. Each
-// n is a statement of its own, so n must be one of a few values (a
-// configured limit or batch size), never a caller's input.
-func limitSQL(n int) string {
-	return "LIMIT " + strconv.Itoa(n)
 }

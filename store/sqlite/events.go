@@ -42,9 +42,9 @@ func (s *Store) ClaimEvents(ctx context.Context, now time.Time, lease time.Durat
 			WHERE id IN (
 				SELECT id FROM referral_events
 				WHERE next_attempt_at <= ?2 AND lease_until <= ?2
-				ORDER BY next_attempt_at, id `+limitSQL(max)+`)
+				ORDER BY next_attempt_at, id LIMIT CAST(?3 AS INTEGER))
 			RETURNING `+storeimpl.EventColumns,
-			millis(now.Add(lease)), millis(now))
+			millis(now.Add(lease)), millis(now), max)
 		if err != nil {
 			return err
 		}

@@ -165,8 +165,8 @@ func recipientReason(ctx context.Context, c *wconn, app, hash string, now time.T
 		return "", nil
 	}
 	var reason string
-	n := max(lim.MaxPerRecipient, 0)
-	err := c.QueryRowContext(ctx, recipientSQL(n), app, hash, n, millis(now.Add(-lim.RecipientWindow))).Scan(&reason)
+	err := c.QueryRowContext(ctx, recipientSQL, app, hash, max(lim.MaxPerRecipient, 0),
+		millis(now.Add(-lim.RecipientWindow))).Scan(&reason)
 	return reason, err
 }
 
@@ -177,10 +177,16 @@ func recipientReason(ctx context.Context, c *wconn, app, hash string, now time.T
 // failed without ever being delivered, counts 1
 // if created after ?4, whatever became of it, and its resends if it was
 // last resent after ?4. Each invite it reads counts at least 1, so ?3 of
-// them settle it: it reads at most limit (?3 again, written out: see
-// limitSQL). The invites are read through referral_invites_by_recipient.
-func recipientSQL(limit int) string {
-	return `SELECT coalesce(
+// them settle it. The invites are read through
+// referral_invites_by_recipient.
+//
+// Its LIMIT, and that of every subquery here, is a parameter cast to
+// INTEGER: a bare parameter as a subquery's LIMIT makes SQLite prepare the
+// whole statement again at every run (this one's did: 17 % of the
+// server's CPU under load, pprof), which wconn's prepared statements are
+// there to avoid; with the cast it does not (BenchmarkSubqueryLimit:
+// 10–11 µs a run against 81–92 µs).
+const recipientSQL = `SELECT coalesce(
 	(SELECT reason FROM referral_suppressions WHERE app_id = ?1 AND address_hash = ?2),
 	(SELECT '` + referral.ReasonRecipientLimit + `' WHERE ?3 > 0 AND ?3 <= (
 		SELECT coalesce(sum((created_at > ?4) + CASE WHEN resent_at > ?4 THEN resends ELSE 0 END), 0) FROM (
@@ -188,9 +194,8 @@ func recipientSQL(limit int) string {
 			WHERE app_id = ?1 AND address_hash = ?2 AND status <> 'suppressed'
 				AND NOT (status = 'failed' AND sent_at = -62135596800000)
 				AND (created_at > ?4 OR (resends > 0 AND resent_at > ?4))
-			` + limitSQL(limit) + `))),
+			LIMIT CAST(?3 AS INTEGER)))),
 	'')`
-}
 
 // UpdateDelivery records the outcome of a delivery attempt; see
 // [referral.CodeStore].
@@ -238,9 +243,9 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration
 			WHERE id IN (
 				SELECT id FROM referral_invites
 				WHERE status = 'pending' AND next_attempt_at <= ?2 AND lease_until <= ?2
-				ORDER BY next_attempt_at, id `+limitSQL(max)+`)
+				ORDER BY next_attempt_at, id LIMIT CAST(?3 AS INTEGER))
 			RETURNING `+storeimpl.InviteColumns,
-			millis(now.Add(lease)), millis(now))
+			millis(now.Add(lease)), millis(now), max)
 		if err != nil {
 			return err
 		}

@@ -140,7 +140,7 @@ WHERE id IN (
 		AND status <> 'pending' AND NOT EXISTS (
 		SELECT 1 FROM referral_redemptions AS r
 		WHERE r.app_id = inv.app_id AND r.referrer_id = inv.referrer_id AND r.email_key = inv.email_key)
-	ORDER BY created_at, id LIMIT ?2)`
+	ORDER BY created_at, id LIMIT CAST(?2 AS INTEGER))`
 
 // EraseAddresses erases Email and EmailKey of up to max final, unaccepted
 // invites last sent before sentBefore, oldest first, and returns how many;
