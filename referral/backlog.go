@@ -2,16 +2,20 @@ package referral
 
 import (
 	"context"
-	"sync/atomic"
+	"sync"
 	"time"
 )
 
 // backlog bounds the invites a process queues ahead of its worker
 // (Config.MaxBacklog): one slot per invite queued and not yet claimed.
 type backlog struct {
-	slots   chan struct{}
-	wait    time.Duration
-	workers atomic.Int32 // Run loops running in this process
+	slots chan struct{}
+	wait  time.Duration
+	wake  chan struct{} // a request found the slots taken: claim now
+
+	mu      sync.Mutex
+	workers int           // Run loops running in this process
+	stopped chan struct{} // closed when the last of them stops
 }
 
 // newBacklog returns cfg's backlog, nil when there is none to bound.
@@ -19,21 +23,35 @@ func newBacklog(cfg Config) *backlog {
 	if cfg.MaxBacklog == 0 || cfg.Delivery != Queued {
 		return nil
 	}
-	return &backlog{slots: make(chan struct{}, cfg.MaxBacklog), wait: cfg.BacklogWait}
+	return &backlog{
+		slots: make(chan struct{}, cfg.MaxBacklog),
+		wait:  cfg.BacklogWait,
+		wake:  make(chan struct{}, 1),
+	}
 }
 
 // enter takes a slot for an invite about to be queued, waiting up to
-// b.wait (or until ctx ends) while all are taken, and reports whether it
-// took one, which the caller gives back (leave) unless it queued the
-// invite. Without a worker running here, nobody would free a slot: it
-// takes none.
+// b.wait (or until ctx ends, or the last worker stops) while all are
+// taken, and reports whether it took one, which the caller gives back
+// (leave) unless it queued the invite. Without a worker running here,
+// nobody would free a slot: it takes none.
 func (b *backlog) enter(ctx context.Context) bool {
-	if b == nil || b.workers.Load() == 0 {
+	if b == nil {
+		return false
+	}
+	b.mu.Lock()
+	running, stopped := b.workers > 0, b.stopped
+	b.mu.Unlock()
+	if !running {
 		return false
 	}
 	select {
 	case b.slots <- struct{}{}:
 		return true
+	default:
+	}
+	select {
+	case b.wake <- struct{}{}: // an idle worker claims at once
 	default:
 	}
 	t := time.NewTimer(b.wait)
@@ -43,6 +61,7 @@ func (b *backlog) enter(ctx context.Context) bool {
 		return true
 	case <-t.C:
 	case <-ctx.Done():
+	case <-stopped:
 	}
 	return false
 }
@@ -70,12 +89,33 @@ func (b *backlog) clear() {
 	}
 }
 
+// woken is where a request that found every slot taken wakes an idle
+// worker; nil (never ready) without a backlog.
+func (b *backlog) woken() <-chan struct{} {
+	if b == nil {
+		return nil
+	}
+	return b.wake
+}
+
 // running counts a Run loop in, and the function it returns counts it
-// out.
+// out; when the last one stops, the requests waiting go ahead.
 func (b *backlog) running() func() {
 	if b == nil {
 		return func() {}
 	}
-	b.workers.Add(1)
-	return func() { b.workers.Add(-1) }
+	b.mu.Lock()
+	if b.workers == 0 {
+		b.stopped = make(chan struct{})
+	}
+	b.workers++
+	b.mu.Unlock()
+	return func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if b.workers--; b.workers == 0 {
+			close(b.stopped)
+			b.clear()
+		}
+	}
 }

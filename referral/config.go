@@ -162,10 +162,12 @@ type Config struct {
 	// when it found none. Default 1s.
 	PollInterval time.Duration
 	// MaxBacklog, with Queued delivery, bounds the invites this process
-	// has queued ahead of its worker (Run, running in this process): a
-	// request that finds MaxBacklog of them not yet claimed waits, before
-	// recording its invite, until the worker claims more, at most
-	// BacklogWait, and is then recorded anyway. Under a load the worker
+	// has queued ahead of its worker (Run, running in this process): an
+	// invite request that finds MaxBacklog of them not yet claimed waits,
+	// before its checks and its record, until the worker claims more (an
+	// idle worker is woken), at most BacklogWait, and then goes ahead
+	// anyway; so does one that is then replayed or refused by a limit.
+	// Resends are not bounded. Under a load the worker
 	// cannot keep pace with, intake then slows to what it delivers rather
 	// than the queue growing without bound (BENCHMARKS.md). The bound is
 	// per process and approximate: the worker counts every invite it

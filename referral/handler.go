@@ -198,11 +198,7 @@ func (q *request) serve() {
 		inv.Attempts = 1
 		inv.LeaseUntil = now.Add(2 * h.cfg.SendTimeout)
 	}
-	slot := h.backlog.enter(ctx)
-	stored, replayed, err := h.cfg.Store.RecordInvite(ctx, inv, h.limits)
-	if slot && (err != nil || replayed || stored.Status != StatusPending) {
-		h.backlog.leave(1) // nothing queued
-	}
+	stored, replayed, err := h.recordInvite(ctx, inv)
 	if err != nil {
 		var le *LimitError
 		if errors.As(err, &le) {
@@ -268,6 +264,24 @@ func (h *Handler) acceptedText() string {
 		return msgQueued
 	}
 	return msgSent
+}
+
+// recordInvite stores inv with RecordInvite, within Config.MaxBacklog: its slot
+// is given back unless the invite was queued, whatever happens, a panic
+// of the store's included.
+func (h *Handler) recordInvite(ctx context.Context, inv Invite) (stored Invite, replayed bool, err error) {
+	if h.backlog.enter(ctx) {
+		queued := false
+		defer func() {
+			if !queued {
+				h.backlog.leave(1)
+			}
+		}()
+		stored, replayed, err = h.cfg.Store.RecordInvite(ctx, inv, h.limits)
+		queued = err == nil && !replayed && stored.Status == StatusPending
+		return stored, replayed, err
+	}
+	return h.cfg.Store.RecordInvite(ctx, inv, h.limits)
 }
 
 // replay answers a repeated Idempotency-Key with the first response. A

@@ -65,6 +65,8 @@ func (h *Handler) Run(ctx context.Context) error {
 			t.Stop()
 			return ctx.Err()
 		case <-t.C:
+		case <-h.backlog.woken():
+			t.Stop()
 		}
 	}
 }
