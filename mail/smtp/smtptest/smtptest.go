@@ -176,9 +176,9 @@ func (s *Server) Connections() int {
 }
 
 // Commands returns how many times clients have sent the SMTP command verb
-// ("RSET", "MAIL", ...), on every connection so far. It reads the
-// session's text as it passes, so it suits a test that sends one message
-// at a time.
+// ("RSET", "MAIL", ...), on every connection so far, message data aside.
+// It reads the session's text as it passes, so it suits a test that sends
+// one message at a time.
 func (s *Server) Commands(verb string) int {
 	return s.verbs.count(verb)
 }
@@ -525,10 +525,12 @@ func (l logger) Printf(format string, v ...any) { l.t.Logf("smtptest: "+format, 
 func (l logger) Println(v ...any)               { l.t.Log(append([]any{"smtptest:"}, v...)...) }
 
 // verbCounter counts the first word of each line of the server's
-// transcript (go-smtp's Debug: both directions, after TLS), for Commands.
+// transcript (go-smtp's Debug: both directions, after TLS), for Commands,
+// skipping message data: from the server's 354 to the client's ".".
 type verbCounter struct {
 	mu      sync.Mutex
 	partial []byte // the current line so far, at most maxVerbLine bytes
+	inData  bool
 	counts  map[string]int
 }
 
@@ -544,12 +546,20 @@ func (v *verbCounter) Write(p []byte) (int, error) {
 			}
 			continue
 		}
-		verb, _, _ := strings.Cut(strings.TrimRight(string(v.partial), "\r"), " ")
+		line := strings.TrimRight(string(v.partial), "\r")
+		v.partial = v.partial[:0]
+		switch {
+		case v.inData:
+			v.inData = line != "."
+			continue
+		case strings.HasPrefix(line, "354"):
+			v.inData = true
+		}
+		verb, _, _ := strings.Cut(line, " ")
 		if v.counts == nil {
 			v.counts = map[string]int{}
 		}
 		v.counts[strings.ToUpper(verb)]++
-		v.partial = v.partial[:0]
 	}
 	return len(p), nil
 }
