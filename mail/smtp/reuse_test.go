@@ -152,13 +152,7 @@ func rawMailer(t *testing.T, s *rawServer, change func(*smtp.Config)) *smtp.Mail
 	t.Helper()
 	cfg := smtp.Config{Host: "127.0.0.1", Port: s.port(), TLS: smtp.NoTLS, HELO: "client.test",
 		CommandTimeout: 10 * time.Second, DialTimeout: 5 * time.Second, IdleTimeout: time.Minute}
-	if change != nil {
-		change(&cfg)
-	}
-	m, err := smtp.New(cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = m.Close() })
-	return m
+	return mailerFor(t, cfg, change)
 }
 
 // A server that sends 421 unsolicited when it closes an idle connection

@@ -46,6 +46,13 @@ func newMailer(t testing.TB, srv *smtptest.Server, change func(*smtp.Config)) *s
 		TLSConfig: &tls.Config{RootCAs: srv.RootCAs()},
 		HELO:      "client.test",
 	}
+	return mailerFor(t, cfg, change)
+}
+
+// mailerFor returns a Mailer for cfg with change applied, closed at the
+// test's end.
+func mailerFor(t testing.TB, cfg smtp.Config, change func(*smtp.Config)) *smtp.Mailer {
+	t.Helper()
 	if change != nil {
 		change(&cfg)
 	}
