@@ -266,20 +266,16 @@ func (h *Handler) acceptedText() string {
 	return msgSent
 }
 
-// recordInvite stores inv with RecordInvite, within Config.MaxBacklog: its slot
-// is given back unless the invite was queued, whatever happens, a panic
-// of the store's included.
+// recordInvite stores inv with RecordInvite, within Config.MaxBacklog: a
+// slot it took is given back unless the invite was queued, whatever
+// happens, a panic of the store's included.
 func (h *Handler) recordInvite(ctx context.Context, inv Invite) (stored Invite, replayed bool, err error) {
 	if h.backlog.enter(ctx) {
-		queued := false
 		defer func() {
-			if !queued {
+			if err != nil || replayed || stored.Status != StatusPending {
 				h.backlog.leave(1)
 			}
 		}()
-		stored, replayed, err = h.cfg.Store.RecordInvite(ctx, inv, h.limits)
-		queued = err == nil && !replayed && stored.Status == StatusPending
-		return stored, replayed, err
 	}
 	return h.cfg.Store.RecordInvite(ctx, inv, h.limits)
 }

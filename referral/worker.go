@@ -28,9 +28,8 @@ const eraseInterval = time.Minute
 // up to Config.MaxAttempts; permanent refusals (mail.ErrPermanent) fail at
 // once. A worker stopped mid-batch hands its unsent invites back. With
 // Config.Webhooks it also delivers events (DeliverEvents), in a lane of its
-// own. When
-// idle, about once a minute, it also erases expired addresses (see
-// EraseExpiredAddresses). While it runs, Config.MaxBacklog applies.
+// own. When idle, about once a minute, it also erases expired addresses
+// (see EraseExpiredAddresses). While it runs, Config.MaxBacklog applies.
 func (h *Handler) Run(ctx context.Context) error {
 	defer h.backlog.running()()
 	if h.outbox {
@@ -92,8 +91,9 @@ func (h *Handler) DeliverDue(ctx context.Context) (int, error) {
 	}
 	if len(batch) == 0 {
 		h.backlog.clear()
+	} else {
+		h.backlog.leave(len(batch))
 	}
-	h.backlog.leave(len(batch))
 	var next atomic.Int64 // the index of the next invite of batch to take
 	var senders, recording sync.WaitGroup
 	for range min(h.cfg.Senders, len(batch)) {

@@ -193,7 +193,7 @@ func newHandler(c *config, store backend, a referral.Authenticator, m referral.M
 		}
 	}
 	maxResends, _ := strconv.Atoi(c.maxResends) // checked
-	maxBacklog, _ := strconv.Atoi(c.maxBacklog)
+	maxBacklog, _ := strconv.Atoi(c.maxBacklog) // checked
 	delivery := referral.Inline
 	if c.delivery == "queued" {
 		delivery = referral.Queued
