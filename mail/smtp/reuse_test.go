@@ -155,25 +155,30 @@ func rawMailer(t *testing.T, s *rawServer, change func(*smtp.Config)) *smtp.Mail
 	return mailerFor(t, cfg, change)
 }
 
-// A server that sends 421 unsolicited when it closes an idle connection
-// (RFC 5321 4.1.1.5 allows it): the next MAIL reads that 421, and the
-// message goes over a new connection, exactly once.
-func TestReuseUnsolicited421OnIdleClose(t *testing.T) {
+// A server that closes a connection after a message, silently or with an
+// unsolicited 421 (RFC 5321 4.1.1.5 allows it): the next MAIL finds out,
+// and the message goes over a new connection, exactly once.
+func TestReuseAfterTheServerClosed(t *testing.T) {
 	t.Parallel()
-	s := newRawServer(t)
-	s.afterMsg = func(conn, n int, c net.Conn) {
-		if conn == 0 {
-			_, _ = c.Write([]byte("421 4.4.2 idle timeout\r\n"))
-			c.Close()
-		}
+	for name, goodbye := range map[string]string{"silently": "", "with 421": "421 4.4.2 idle timeout\r\n"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s := newRawServer(t)
+			s.afterMsg = func(conn, n int, c net.Conn) {
+				if conn == 0 {
+					_, _ = c.Write([]byte(goodbye))
+					c.Close()
+				}
+			}
+			s.start()
+			m := rawMailer(t, s, nil)
+			require.NoError(t, m.Send(context.Background(), message("1", "x")))
+			time.Sleep(50 * time.Millisecond)
+			require.NoError(t, m.Send(context.Background(), message("2", "x")))
+			assert.EqualValues(t, 2, s.delivered.Load())
+			assert.EqualValues(t, 2, s.conns.Load())
+		})
 	}
-	s.start()
-	m := rawMailer(t, s, nil)
-	require.NoError(t, m.Send(context.Background(), message("1", "x")))
-	time.Sleep(50 * time.Millisecond)
-	require.NoError(t, m.Send(context.Background(), message("2", "x")))
-	assert.EqualValues(t, 2, s.delivered.Load())
-	assert.EqualValues(t, 2, s.conns.Load())
 }
 
 // A server that is slow (not gone) on the reused connection's MAIL: the
@@ -236,25 +241,6 @@ func TestReuse421AfterMailOnReuseNoRedial(t *testing.T) {
 			assert.Equal(t, 2, srv.Connections())
 		})
 	}
-}
-
-// The server closes the connection right after it accepted the previous
-// message's DATA: the next Send redials and delivers once.
-func TestReuseCloseAfterDataAccepted(t *testing.T) {
-	t.Parallel()
-	s := newRawServer(t)
-	s.afterMsg = func(conn, n int, c net.Conn) {
-		if conn == 0 {
-			c.Close()
-		}
-	}
-	s.start()
-	m := rawMailer(t, s, nil)
-	require.NoError(t, m.Send(context.Background(), message("1", "x")))
-	time.Sleep(50 * time.Millisecond)
-	require.NoError(t, m.Send(context.Background(), message("2", "x")))
-	assert.EqualValues(t, 2, s.delivered.Load())
-	assert.EqualValues(t, 2, s.conns.Load())
 }
 
 // The context is cancelled while the reused connection's MAIL fails (the
