@@ -34,6 +34,7 @@ type rawServer struct {
 	onMail   func(conn, n int, c net.Conn) string
 	onAccept func(conn int, c net.Conn) bool
 	afterMsg func(conn, n int, c net.Conn) // after a DATA was answered 250
+	hangQuit bool                          // never answer QUIT
 
 	conns     atomic.Int32
 	delivered atomic.Int32
@@ -140,6 +141,10 @@ func (s *rawServer) serve(conn int, c net.Conn) {
 				s.afterMsg(conn, mails-1, c)
 			}
 		case "QUIT":
+			if s.hangQuit {
+				_, _ = r.ReadString('\n') // until the client goes away
+				return
+			}
 			w("221 bye")
 			return
 		default:
@@ -444,4 +449,31 @@ func TestReuseStaleTLSConnectionRedials(t *testing.T) {
 			assert.Equal(t, 2, srv.Connections())
 		})
 	}
+}
+
+// A server that stops answering once its messages are sent: Close does not
+// wait out CommandTimeout for the QUIT of each pooled connection, one
+// after another (a SIGTERM of the standalone server took two minutes).
+func TestCloseDoesNotWaitForAServerThatStoppedAnswering(t *testing.T) {
+	t.Parallel()
+	s := newRawServer(t)
+	s.hangQuit = true
+	s.start()
+	m := rawMailer(t, s, func(c *smtp.Config) { c.CommandTimeout = time.Minute })
+	var sends sync.WaitGroup
+	for i := range 3 {
+		sends.Go(func() { assert.NoError(t, m.Send(context.Background(), message(fmt.Sprint(i), "x"))) })
+	}
+	sends.Wait()
+	closed := make(chan struct{})
+	go func() {
+		m.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close still waiting for QUIT answers after 10 s")
+	}
+	assert.EqualValues(t, 3, s.delivered.Load())
 }

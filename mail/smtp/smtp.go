@@ -181,9 +181,11 @@ func (m *Mailer) Close() error {
 		c.timer.Stop()
 	}
 	m.mu.Unlock()
+	var quits sync.WaitGroup
 	for _, c := range idle {
-		m.quit(c)
+		quits.Go(func() { m.quit(c) })
 	}
+	quits.Wait()
 	return nil
 }
 
@@ -312,9 +314,14 @@ func (m *Mailer) expire(c *conn, gen uint64) {
 	m.quit(c)
 }
 
+// quitTimeout bounds the goodbye to a server. QUIT is a courtesy: a
+// server that does not answer it must not hold up a Close, a SIGTERM of
+// the standalone server took CommandTimeout per pooled connection then.
+const quitTimeout = time.Second
+
 // quit says goodbye politely and closes c.
 func (m *Mailer) quit(c *conn) {
-	if c.smtp.UpdateDeadline(m.cfg.CommandTimeout) == nil {
+	if c.smtp.UpdateDeadline(min(m.cfg.CommandTimeout, quitTimeout)) == nil {
 		_ = c.smtp.Quit()
 	}
 	_ = c.raw.Close()
