@@ -20,7 +20,7 @@ func runApps(ctx context.Context, args []string, getenv func(string) string, std
 	fs := c.newFlagSet("apps "+args[0], getenv, stderr, "db")
 	var app string
 	fs.StringVar(&app, "app", "", "client id (UUID) of the app (required)")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
 	if app == "" {

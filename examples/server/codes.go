@@ -22,7 +22,7 @@ func runCodes(ctx context.Context, args []string, getenv func(string) string, st
 	var app, user string
 	fs.StringVar(&app, "app", "", "client id (UUID) of the app whose invites carry the code (required)")
 	fs.StringVar(&user, "user", "", "user id, as the routes take it (required)")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
 	if user == "" {

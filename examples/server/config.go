@@ -124,10 +124,13 @@ func (c *config) newFlagSet(name string, getenv func(string) string, stderr io.W
 			continue
 		}
 		fs.StringVar(o.dst, o.flag, def, o.usage+" (env "+o.env+")")
+		// -h and a usage error print the defaults, which may come from the
+		// environment: a secret there is not printed, nor a URL's password.
+		shown := redactURL(def)
 		if o.flag == "webhook-secret" {
-			// -h shows no default, so a secret from the environment is not printed.
-			fs.Lookup(o.flag).DefValue = ""
+			shown = ""
 		}
+		fs.Lookup(o.flag).DefValue = shown
 	}
 	return fs
 }

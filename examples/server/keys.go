@@ -35,7 +35,7 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 	default:
 		return fmt.Errorf("unknown keys command %q: use create, revoke or list", args[0])
 	}
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
 	if args[0] != "create" && app == "" {
@@ -96,7 +96,7 @@ func runToken(ctx context.Context, args []string, getenv func(string) string, st
 	fs.StringVar(&user, "user", "", "user id (a UUID, or any id with -user-ids opaque): the token's sub (required)")
 	fs.StringVar(&name, "name", "", "the user's display name: the token's name claim, which the emails show as the referrer")
 	fs.DurationVar(&ttl, "ttl", time.Hour, "how long the token is valid")
-	if err := fs.Parse(args); err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if app == "" || user == "" {

@@ -55,3 +55,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 // usageError is a misconfiguration: the server stops before it starts.
 type usageError struct{ error }
+
+// parse parses args into fs; a flag it does not know or cannot set is bad
+// usage (exit 2), like any other misconfiguration.
+func parse(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		return usageError{err}
+	}
+	return err
+}

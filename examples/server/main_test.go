@@ -444,6 +444,50 @@ func TestMisconfigurationStopsWithOneLine(t *testing.T) {
 	}
 }
 
+// TestBadFlagsAreBadUsage: a flag the server or a subcommand does not
+// know, or one without its value, exits 2 like any other
+// misconfiguration; -h exits 0.
+func TestBadFlagsAreBadUsage(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"-typo"},
+		{"-max-backlog"},
+		{"keys", "list", "-typo"},
+		{"keys", "create", "-type"},
+		{"apps", "disable", "-typo"},
+		{"codes", "show", "-typo"},
+		{"token", "-typo"},
+		{"suppress", "check", "-typo"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(t.Context(), args, func(string) string { return "" }, &stdout, &stderr)
+		assert.Equal(t, 2, code, "%q: %s", args, stderr.String())
+	}
+	var stdout, stderr bytes.Buffer
+	assert.Equal(t, 0, run(t.Context(), []string{"-h"}, func(string) string { return "" }, &stdout, &stderr))
+}
+
+// TestHelpPrintsNoSecretFromTheEnvironment: the defaults -h shows come
+// from the environment, but not its passwords and secrets.
+func TestHelpPrintsNoSecretFromTheEnvironment(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{
+		"REFERRAL_DB":             "postgres://alice:hunter2@127.0.0.1:1/db",
+		"REFERRAL_SMTP_URL":       "smtp://bob:hunter2@mail.example.com:587",
+		"REFERRAL_WEBHOOK_URL":    "https://app.example/hooks?token=hunter2",
+		"REFERRAL_WEBHOOK_SECRET": "whsec_aHVudGVyMg==hunter2",
+	}
+	for _, args := range [][]string{{"-h"}, {"-typo"}, {"keys", "list", "-h"}} {
+		var stdout, stderr bytes.Buffer
+		run(t.Context(), args, func(k string) string { return env[k] }, &stdout, &stderr)
+		out := stdout.String() + stderr.String()
+		assert.NotContains(t, out, "hunter2", "%q", args)
+		if args[0] == "-h" {
+			assert.Contains(t, out, "postgres://alice:xxxxx@127.0.0.1:1/db", "the rest of the default is shown")
+		}
+	}
+}
+
 // TestDefaultPublicURL: without -public-url, links point where the server
 // listens: localhost for a loopback or unspecified host, else the host;
 // -public-url, when given, wins; a port 0 takes the one the system chose.

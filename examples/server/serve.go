@@ -48,7 +48,7 @@ All of them take -db; token and codes take -user-ids. Flags of the server:
 `)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
