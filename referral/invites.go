@@ -92,10 +92,13 @@ type ReferrerStore interface {
 	// Revoking a revoked invite is not an error.
 	Revoke(ctx context.Context, appID, userID, id string, at time.Time) error
 
-	// StillDue reports whether invite id is still pending with Attempts
-	// attempt: a worker asks right before it sends a claimed invite, so
-	// that one revoked or suppressed since the claim is not sent.
-	StillDue(ctx context.Context, id string, attempt int) (bool, error)
+	// StillDue reports, for each of the claimed invites (by ID and
+	// Attempts), whether it is still pending with that Attempts: due[i] is
+	// claimed[i]'s answer, false for an id it does not know. A worker asks
+	// right before it sends them, so that one revoked or suppressed since
+	// the claim is not sent; it asks for the invites it is about to send at
+	// once, Config.Senders of them, in one call.
+	StillDue(ctx context.Context, claimed []Invite) (due []bool, err error)
 }
 
 // Patterns of the referrer's routes, besides GET on Pattern (the list).
@@ -290,7 +293,9 @@ func (h *Handler) resend(ctx context.Context, requestID, appID, userID, inviteID
 
 // RevokeInvite takes invite inviteID of user userID back: it is never
 // sent afterwards, a queued one included, and no longer holds the
-// cooldown. An accepted invite is ErrInviteAccepted; an unknown one, or
+// cooldown. (The worker asks whether an invite is still due right before
+// sending it, an answer serving for up to a tenth of a second: a message
+// already going out then, or about to, still goes.) An accepted invite is ErrInviteAccepted; an unknown one, or
 // another user's, ErrInviteNotFound.
 func (h *Handler) RevokeInvite(ctx context.Context, appID, userID, inviteID string) error {
 	app, user, err := h.ids(appID, userID)

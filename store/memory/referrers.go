@@ -118,16 +118,20 @@ func (s *Store) Revoke(ctx context.Context, appID, userID, id string, at time.Ti
 	return nil
 }
 
-// StillDue reports whether invite id is pending with Attempts attempt; see
-// [referral.ReferrerStore].
-func (s *Store) StillDue(ctx context.Context, id string, attempt int) (bool, error) {
+// StillDue reports which of the claimed invites are still pending with
+// their Attempts; see [referral.ReferrerStore].
+func (s *Store) StillDue(ctx context.Context, claimed []referral.Invite) ([]bool, error) {
 	if err := ctx.Err(); err != nil {
-		return false, err
+		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	inv, ok := s.invites[id]
-	return ok && inv.Status == referral.StatusPending && inv.Attempts == attempt, nil
+	due := make([]bool, len(claimed))
+	for i, c := range claimed {
+		inv, ok := s.invites[c.ID]
+		due[i] = ok && inv.Status == referral.StatusPending && inv.Attempts == c.Attempts
+	}
+	return due, nil
 }
 
 // acceptedAt is when inv's address was accepted: the earliest redemption

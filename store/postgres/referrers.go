@@ -221,16 +221,28 @@ func (s *Store) Revoke(ctx context.Context, appID, userID, id string, at time.Ti
 	return nil
 }
 
-// StillDue reports whether invite id is pending with Attempts attempt; see
-// [referral.ReferrerStore].
-func (s *Store) StillDue(ctx context.Context, id string, attempt int) (bool, error) {
-	var due bool
-	err := s.pool.QueryRow(ctx, `SELECT status = 'pending' AND attempts = $2 FROM referral_invites WHERE id = $1`, id, attempt).Scan(&due)
-	if isNoRows(err) {
-		return false, nil
+// StillDue reports which of the claimed invites are still pending with
+// their Attempts; see [referral.ReferrerStore].
+func (s *Store) StillDue(ctx context.Context, claimed []referral.Invite) ([]bool, error) {
+	ids := make([]string, len(claimed))
+	for i, inv := range claimed {
+		ids[i] = inv.ID
 	}
+	rows, err := s.pool.Query(ctx, `SELECT id, attempts FROM referral_invites WHERE id = ANY($1) AND status = 'pending'`, ids)
 	if err != nil {
-		return false, wrap(ctx, "still due", err)
+		return nil, wrap(ctx, "still due", err)
 	}
-	return due, nil
+	pending := make(map[string]int)
+	var (
+		id       string
+		attempts int
+	)
+	_, err = pgx.ForEachRow(rows, []any{&id, &attempts}, func() error {
+		pending[id] = attempts
+		return nil
+	})
+	if err != nil {
+		return nil, wrap(ctx, "still due", err)
+	}
+	return storeimpl.StillDue(claimed, pending), nil
 }

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -172,19 +173,41 @@ func (s *Store) Revoke(ctx context.Context, appID, userID, id string, at time.Ti
 	return nil
 }
 
-// dueQuery is StillDue's, which the worker asks before each message.
-const dueQuery = `SELECT status = 'pending' AND attempts = ? FROM referral_invites WHERE id = ?`
+// dueQuery is StillDue's, which the worker asks before each round of
+// messages. The ids come as one JSON array, so that one prepared statement
+// serves any number of them.
+const dueQuery = `SELECT id, attempts FROM referral_invites
+	WHERE id IN (SELECT value FROM json_each(?)) AND status = 'pending'`
 
-// StillDue reports whether invite id is pending with Attempts attempt; see
-// [referral.ReferrerStore].
-func (s *Store) StillDue(ctx context.Context, id string, attempt int) (bool, error) {
-	var due bool
-	err := s.readDue.QueryRowContext(ctx, attempt, id).Scan(&due)
-	if isNoRows(err) {
-		return false, nil
+// StillDue reports which of the claimed invites are still pending with
+// their Attempts; see [referral.ReferrerStore].
+func (s *Store) StillDue(ctx context.Context, claimed []referral.Invite) ([]bool, error) {
+	ids := make([]string, len(claimed))
+	for i, inv := range claimed {
+		ids[i] = inv.ID
 	}
+	list, err := json.Marshal(ids)
 	if err != nil {
-		return false, fmt.Errorf("sqlite: still due: %w", err)
+		return nil, fmt.Errorf("sqlite: still due: %w", err)
 	}
-	return due, nil
+	rows, err := s.readDue.QueryContext(ctx, string(list))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: still due: %w", err)
+	}
+	defer rows.Close()
+	pending := make(map[string]int, len(claimed))
+	for rows.Next() {
+		var (
+			id       string
+			attempts int
+		)
+		if err := rows.Scan(&id, &attempts); err != nil {
+			return nil, fmt.Errorf("sqlite: still due: %w", err)
+		}
+		pending[id] = attempts
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: still due: %w", err)
+	}
+	return storeimpl.StillDue(claimed, pending), nil
 }

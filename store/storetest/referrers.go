@@ -631,9 +631,7 @@ func testResendLease(t *testing.T, s Referrers) {
 	due, err := s.ClaimDue(ctx, r.LeaseUntil.Add(-time.Millisecond), time.Minute, 10)
 	require.NoError(t, err)
 	assert.Empty(t, due)
-	ok, err := s.StillDue(ctx, inv.ID, got.Attempts)
-	require.NoError(t, err)
-	assert.True(t, ok)
+	assert.True(t, stillDue(t, s, got))
 	require.NoError(t, s.UpdateDelivery(ctx, inv.ID, referral.Delivery{Attempt: got.Attempts, Status: referral.StatusSent, At: at.Add(time.Second)}))
 	assert.Equal(t, at.Add(time.Second).UTC(), getInvite(t, s, inv).SentAt)
 }
@@ -684,14 +682,10 @@ func testRevokeClaimed(t *testing.T, s Referrers) {
 	due, err := s.ClaimDue(ctx, t0, time.Minute, 10)
 	require.NoError(t, err)
 	require.Len(t, due, 1)
-	ok, err := s.StillDue(ctx, inv.ID, due[0].Attempts)
-	require.NoError(t, err)
-	require.True(t, ok)
+	require.True(t, stillDue(t, s, due[0]))
 
 	require.NoError(t, s.Revoke(ctx, inv.AppID, inv.ReferrerID, inv.ID, t0.Add(time.Second)))
-	ok, err = s.StillDue(ctx, inv.ID, due[0].Attempts)
-	require.NoError(t, err)
-	assert.False(t, ok, "a worker holding it does not send it")
+	assert.False(t, stillDue(t, s, due[0]), "a worker holding it does not send it")
 	// The worker's outcome, if it sent anyway, does not undo the revoke.
 	require.NoError(t, s.UpdateDelivery(ctx, inv.ID, referral.Delivery{Attempt: due[0].Attempts, Status: referral.StatusSent, At: t0.Add(2 * time.Second)}))
 	got := getInvite(t, s, inv)
@@ -715,22 +709,49 @@ func testStillDue(t *testing.T, s Referrers) {
 	pending := newInvite(uuid.NewString(), uuid.NewString(), "ann@example.com", t0)
 	pending.Attempts = 2
 	record(t, s, pending, referral.Limits{})
+	other := record(t, s, newInvite(uuid.NewString(), uuid.NewString(), "cy@example.com", t0), referral.Limits{})
 	sent := sentInvite(t, s, newInvite(uuid.NewString(), uuid.NewString(), "bob@example.com", t0), t0)
-	for _, c := range []struct {
-		name    string
-		id      string
-		attempt int
-		want    bool
-	}{
-		{"pending, its attempt", pending.ID, 2, true},
-		{"pending, another attempt", pending.ID, 1, false},
-		{"sent", sent.ID, sent.Attempts, false},
-		{"unknown", uuid.Must(uuid.NewV7()).String(), 0, false},
-	} {
-		got, err := s.StillDue(ctx, c.id, c.attempt)
-		require.NoError(t, err, c.name)
-		assert.Equal(t, c.want, got, c.name)
+	claim := func(inv referral.Invite, attempts int) referral.Invite {
+		return referral.Invite{ID: inv.ID, Attempts: attempts}
 	}
+	cases := []struct {
+		name  string
+		claim referral.Invite
+		want  bool
+	}{
+		{"pending, its attempt", claim(pending, 2), true},
+		{"pending, another attempt", claim(pending, 1), false},
+		{"sent", claim(sent, sent.Attempts), false},
+		{"unknown", claim(referral.Invite{ID: uuid.Must(uuid.NewV7()).String()}, 0), false},
+		{"another pending one, its attempt", claim(other, 0), true},
+		{"the first again, another attempt", claim(pending, 3), false},
+	}
+	var claimed []referral.Invite
+	var want []bool
+	for _, c := range cases {
+		claimed = append(claimed, c.claim)
+		want = append(want, c.want)
+	}
+	// In one call, each answer in its place.
+	got, err := s.StillDue(ctx, claimed)
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
+	// And one by one, the same.
+	for _, c := range cases {
+		assert.Equal(t, c.want, stillDue(t, s, c.claim), c.name)
+	}
+	got, err = s.StillDue(ctx, nil)
+	require.NoError(t, err)
+	assert.Empty(t, got)
+}
+
+// stillDue asks s whether the claimed invite inv is still due, alone.
+func stillDue(t *testing.T, s Referrers, inv referral.Invite) bool {
+	t.Helper()
+	due, err := s.StillDue(t.Context(), []referral.Invite{inv})
+	require.NoError(t, err)
+	require.Len(t, due, 1)
+	return due[0]
 }
 
 // testResendConcurrent: resends and new invites of one referrer, and

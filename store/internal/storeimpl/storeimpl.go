@@ -158,3 +158,14 @@ func Resent(inv referral.Invite, r referral.Resend, reason string) referral.Invi
 	}
 	return inv
 }
+
+// StillDue answers referral.ReferrerStore.StillDue for claimed, given the
+// attempts of those of its invites that are pending, by id.
+func StillDue(claimed []referral.Invite, pending map[string]int) []bool {
+	due := make([]bool, len(claimed))
+	for i, inv := range claimed {
+		attempts, ok := pending[inv.ID]
+		due[i] = ok && attempts == inv.Attempts
+	}
+	return due
+}
