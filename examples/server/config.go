@@ -177,6 +177,9 @@ func (c *config) check() error {
 			return fmt.Errorf("%s must be a whole number, 0 or more, not %q", w.flag, w.v)
 		}
 	}
+	if c.maxBacklog != "0" && c.delivery != "queued" {
+		return fmt.Errorf("-max-backlog %s bounds queued delivery's backlog: it needs -delivery queued", c.maxBacklog)
+	}
 	if c.addr == "" {
 		return errors.New("-addr is empty")
 	}

@@ -412,6 +412,7 @@ func TestMisconfigurationStopsWithOneLine(t *testing.T) {
 		{"max-resends not a number", []string{"-max-resends", "two"}, "-max-resends"},
 		{"negative max-backlog", []string{"-max-backlog", "-5"}, `-max-backlog must be a whole number, 0 or more, not "-5"`},
 		{"max-backlog not a number", []string{"-max-backlog", "1e3"}, "-max-backlog"},
+		{"max-backlog with inline delivery", []string{"-max-backlog", "5", "-delivery", "inline"}, "-max-backlog 5 bounds queued delivery's backlog: it needs -delivery queued"},
 		{"unknown user ids", []string{"-user-ids", "int"}, `-user-ids must be uuid or opaque, not "int"`},
 		{"public url without scheme", []string{"-public-url", "localhost:8080"}, "-public-url must be an absolute http(s) URL"},
 		{"public url with query", []string{"-public-url", "https://r.example.com/?x=1"}, "-public-url"},

@@ -136,7 +136,7 @@ All of them take -db; token and codes take -user-ids. Flags of the server:
 	} else {
 		log.Info("webhooks: off (set -webhook-url and -webhook-secret)")
 	}
-	log.Info("referral server listening", "addr", "http://"+ln.Addr().String(), "route", "POST "+referral.Pattern, "delivery", c.delivery)
+	log.Info("referral server listening", "addr", "http://"+ln.Addr().String(), "route", "POST "+referral.Pattern, "delivery", c.delivery, "max_backlog", c.maxBacklog)
 
 	var workers sync.WaitGroup
 	workerCtx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
