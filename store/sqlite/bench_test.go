@@ -122,3 +122,32 @@ func BenchmarkPlainInsert(b *testing.B) {
 		return err
 	})
 }
+
+// BenchmarkStillDue asks whether claimed invites are still due, one invite
+// a call (Round1, as the worker asked before 5d50697) or a round of four
+// (Round4, the default Config.Senders); ns/op is per call, ns/invite per
+// invite asked for.
+func BenchmarkStillDue(b *testing.B) {
+	s, err := sqlite.Open(filepath.Join(b.TempDir(), "referral.db"))
+	require.NoError(b, err)
+	defer s.Close()
+	referrers := benchReferrerIDs()
+	var claimed []referral.Invite
+	for i := range 1024 {
+		inv, _, err := s.RecordInvite(b.Context(), benchInvite(referrers, i), referral.Limits{})
+		require.NoError(b, err)
+		claimed = append(claimed, inv)
+	}
+	for _, k := range []int{1, 4} {
+		b.Run(fmt.Sprintf("Round%d", k), func(b *testing.B) {
+			for i := 0; b.Loop(); i += k {
+				start := i % len(claimed)
+				due, err := s.StillDue(b.Context(), claimed[start:start+k])
+				if err != nil || !due[0] {
+					b.Fatal(due, err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*k), "ns/invite")
+		})
+	}
+}
