@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"fmt"
 )
 
 // wconn is the connection batches of writes run on, with every statement
@@ -21,10 +22,15 @@ type wconn struct {
 	stmts map[string]*sql.Stmt
 }
 
-// newWconn takes a connection from db's pool.
+// newWconn takes a connection from db's pool and gives it the write
+// connection's page cache.
 func newWconn(db *sql.DB) (*wconn, error) {
 	c, err := db.Conn(context.Background())
 	if err != nil {
+		return nil, err
+	}
+	if _, err := c.ExecContext(context.Background(), fmt.Sprintf("PRAGMA cache_size = -%d", writeCacheKiB)); err != nil {
+		c.Close()
 		return nil, err
 	}
 	return &wconn{c: c, stmts: map[string]*sql.Stmt{}}, nil

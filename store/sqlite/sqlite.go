@@ -79,9 +79,22 @@ func (s *Store) closeReads() {
 
 var _ referral.CodeStore = (*Store)(nil)
 
+// Page cache sizes, in KiB. In WAL mode a connection empties its page
+// cache when it starts reading after another connection wrote, which under
+// load is at every read: a reading connection's cache serves one
+// transaction, and SQLite's default of 2 MiB for each of up to 16 pooled
+// connections only made resident memory grow under load (BENCHMARKS.md,
+// issue 17 target 5). The write connection's cache survives its own
+// commits: it keeps the default.
+const (
+	readCacheKiB  = 256
+	writeCacheKiB = 2000
+)
+
 // DSN returns the data source name Open uses for the file at path: the
-// "sqlite" driver with WAL, synchronous=FULL, busy_timeout and foreign keys
-// on, set by _pragma parameters so that every pooled connection gets them.
+// "sqlite" driver with WAL, synchronous=FULL, busy_timeout, foreign keys on
+// and a small page cache (the write connection's is set larger), set by
+// _pragma parameters so that every pooled connection gets them.
 // Callers of New can start from it and append parameters of their own.
 func DSN(path string) string {
 	q := url.Values{}
@@ -89,6 +102,7 @@ func DSN(path string) string {
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", fmt.Sprintf("cache_size(-%d)", readCacheKiB))
 	// A file: URI, so that the path is percent-encoded and a '?' or '#' in
 	// it cannot be read as the start of the parameters.
 	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
