@@ -293,10 +293,10 @@ func (h *Handler) resend(ctx context.Context, requestID, appID, userID, inviteID
 
 // RevokeInvite takes invite inviteID of user userID back: it is never
 // sent afterwards, a queued one included, and no longer holds the
-// cooldown. (The worker asks whether an invite is still due right before
-// sending it, an answer serving for up to a tenth of a second: a message
-// already going out then, or about to, still goes.) An accepted invite is ErrInviteAccepted; an unknown one, or
-// another user's, ErrInviteNotFound.
+// cooldown. An accepted invite is ErrInviteAccepted; an unknown one, or
+// another user's, ErrInviteNotFound. (The worker asks whether an invite is
+// still due right before sending it, an answer serving for up to a tenth
+// of a second: a message already going out then, or about to, still goes.)
 func (h *Handler) RevokeInvite(ctx context.Context, appID, userID, inviteID string) error {
 	app, user, err := h.ids(appID, userID)
 	if err != nil {
