@@ -32,41 +32,50 @@ func (s *dueStore) StillDue(_ context.Context, claimed []Invite) ([]bool, error)
 	return due, s.err
 }
 
-// TestDueChecksAskForARoundAtOnce: the worker asks for an invite and the
-// next Senders-1 in one call, uses that answer for them while it is fresh,
-// and asks again once it is not.
-func TestDueChecksAskForARoundAtOnce(t *testing.T) {
+// TestDueChecksAskForSeveralRoundsAtOnce: the worker asks for an invite
+// and the next dueRounds*Senders-1 in one call, uses that answer for them
+// while it is fresh, and asks again once it is not.
+func TestDueChecksAskForSeveralRoundsAtOnce(t *testing.T) {
 	t.Parallel()
+	const senders = 2
+	ahead := dueRounds * senders // invites one question covers
 	store := &dueStore{pending: map[string]int{}}
-	var batch []Invite
-	for i := range 6 {
+	var (
+		ids     []string
+		invites []Invite
+	)
+	for i := range ahead + 2 {
 		inv := Invite{ID: "inv-" + strconv.Itoa(i), Attempts: 1}
-		batch = append(batch, inv)
+		invites = append(invites, inv)
+		ids = append(ids, inv.ID)
 		store.pending[inv.ID] = 1
 	}
-	h := &Handler{cfg: Config{Referrers: store, Senders: 4, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}}
-	c := h.dueChecks(batch)
+	h := &Handler{cfg: Config{Referrers: store, Senders: senders, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}}
+	c := h.dueChecks(invites)
 	now := t0
 	c.now = func() time.Time { return now }
 
 	if !c.due(t.Context(), 0) {
 		t.Fatal("invite 0: not due")
 	}
-	delete(store.pending, "inv-2") // revoked after its round was asked
-	for i := 1; i < 4; i++ {
+	delete(store.pending, "inv-2") // revoked after its question was asked
+	for i := 1; i < ahead; i++ {
 		if !c.due(t.Context(), i) {
-			t.Errorf("invite %d: not due, though the round's fresh answer says it is", i)
+			t.Errorf("invite %d: not due, though the fresh answer says it is", i)
 		}
 	}
 	now = now.Add(dueFresh + time.Millisecond)
-	delete(store.pending, "inv-3")
-	if c.due(t.Context(), 3) {
-		t.Error("invite 3: due after its answer went stale and it was revoked")
+	stale := ahead - 1
+	delete(store.pending, ids[stale])
+	if c.due(t.Context(), stale) {
+		t.Errorf("invite %d: due after its answer went stale and it was revoked", stale)
 	}
-	if !c.due(t.Context(), 4) || !c.due(t.Context(), 5) {
-		t.Error("invites 4 and 5: not due")
+	for i := ahead; i < len(ids); i++ {
+		if !c.due(t.Context(), i) {
+			t.Errorf("invite %d: not due", i)
+		}
 	}
-	want := [][]string{{"inv-0", "inv-1", "inv-2", "inv-3"}, {"inv-3", "inv-4", "inv-5"}}
+	want := [][]string{ids[:ahead], ids[stale:]}
 	if !slices.EqualFunc(store.calls, want, slices.Equal[[]string]) {
 		t.Errorf("StillDue calls %v, want %v", store.calls, want)
 	}

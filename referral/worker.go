@@ -137,13 +137,19 @@ func (h *Handler) deliverClaimed(ctx context.Context, checks *dueChecks, i int) 
 // is still to be sent (see dueChecks).
 const dueFresh = 100 * time.Millisecond
 
+// dueRounds is how many rounds of Config.Senders sends one question to the
+// store covers (see dueChecks).
+const dueRounds = 4
+
 // dueChecks asks whether a batch's invites are still to be sent: one
 // revoked or suppressed since the claim is not. When a sender is about to
-// send an invite, it asks the store for that invite and the next
-// Config.Senders-1 in one call, which the other senders are about to
-// take; an answer is used within dueFresh of the question, so an invite
-// revoked more than dueFresh before its send is never sent. Asking for
-// each invite alone took a tenth of the worker's CPU (pprof).
+// send an invite, it asks the store for that invite and the next ones in
+// one call, dueRounds rounds of Config.Senders, which it and the other
+// senders are about to take; an answer is used within dueFresh of the
+// question, so an invite revoked more than dueFresh before its send is
+// never sent. An answer that went stale first, behind slow sends, is asked
+// again. Asking for each invite alone took a tenth of the worker's CPU,
+// and a round at a time 6 % (pprof).
 type dueChecks struct {
 	h     *Handler
 	batch []Invite
@@ -172,7 +178,7 @@ func (c *dueChecks) due(ctx context.Context, i int) bool {
 		return c.answer[i]
 	}
 	at := c.now()
-	end := min(i+c.h.cfg.Senders, len(c.batch))
+	end := min(i+dueRounds*c.h.cfg.Senders, len(c.batch))
 	copy(c.answer[i:end], c.h.stillDue(ctx, c.batch[i:end]))
 	for j := i; j < end; j++ {
 		c.asked[j] = at
