@@ -296,7 +296,8 @@ func (h *Handler) resend(ctx context.Context, requestID, appID, userID, inviteID
 // cooldown. An accepted invite is ErrInviteAccepted; an unknown one, or
 // another user's, ErrInviteNotFound. (The worker asks whether an invite is
 // still due right before sending it, an answer serving for up to a tenth
-// of a second: a message already going out then, or about to, still goes.)
+// of a second: a message already going out then, or about to, still goes,
+// and the invite stays revoked with its SentAt.)
 func (h *Handler) RevokeInvite(ctx context.Context, appID, userID, inviteID string) error {
 	app, user, err := h.ids(appID, userID)
 	if err != nil {

@@ -255,7 +255,10 @@ type CodeStore interface {
 	// a no-op (nil error) when the invite is no longer pending or its
 	// Attempts differs from d.Attempt. Sent and failed are final (but for a
 	// resend, see ReferrerStore); sent sets SentAt to d.At. The lease is
-	// released.
+	// released. One exception: an invite revoked during the attempt (see
+	// ReferrerStore.Revoke) stays revoked, but a sent outcome still sets
+	// its SentAt, releases the lease and records invite.sent: the email
+	// went out.
 	UpdateDelivery(ctx context.Context, id string, d Delivery) error
 
 	// ClaimDue claims up to max pending invites whose NextAttemptAt and

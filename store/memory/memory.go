@@ -278,11 +278,17 @@ func (s *Store) UpdateDelivery(ctx context.Context, id string, d referral.Delive
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	inv, ok := s.invites[id]
-	if !ok || inv.Status != referral.StatusPending || inv.Attempts != d.Attempt {
+	if !ok || inv.Attempts != d.Attempt {
 		return nil
 	}
-	inv.Status = d.Status
-	inv.LastError = d.LastError
+	switch {
+	case inv.Status == referral.StatusPending:
+		inv.Status, inv.LastError = d.Status, d.LastError
+	case inv.Status == referral.StatusRevoked && d.Status == referral.StatusSent:
+		// Revoked during the attempt: only its send is recorded.
+	default:
+		return nil
+	}
 	if d.Status == referral.StatusPending {
 		inv.NextAttemptAt = d.NextAttemptAt.UTC()
 	}
@@ -291,7 +297,7 @@ func (s *Store) UpdateDelivery(ctx context.Context, id string, d referral.Delive
 	}
 	inv.LeaseUntil = time.Time{}
 	inv.UpdatedAt = d.At.UTC()
-	if typ, ok := storeimpl.DeliveryEvent(inv.Status); ok {
+	if typ, ok := storeimpl.DeliveryEvent(d.Status); ok {
 		s.record(storeimpl.InviteEvent(typ, *inv, d.At))
 	}
 	return nil

@@ -283,14 +283,16 @@ func (s *Store) recordOne(ctx context.Context, inv referral.Invite, lim referral
 // [referral.CodeStore].
 func (s *Store) UpdateDelivery(ctx context.Context, id string, d referral.Delivery) error {
 	err := s.change(ctx, func(q querier) error {
-		// next_attempt_at changes only for a retry, sent_at for a send.
+		// next_attempt_at changes only for a retry, sent_at for a send; an
+		// invite revoked during the attempt only gets its send recorded.
 		var inv referral.Invite
 		err := q.QueryRow(ctx, `UPDATE referral_invites
-			SET status = @status, last_error = @last_error,
+			SET status = CASE WHEN status = 'revoked' THEN status ELSE @status END,
+				last_error = CASE WHEN status = 'revoked' THEN last_error ELSE @last_error END,
 				next_attempt_at = CASE WHEN @status = 'pending' THEN @next_attempt_at ELSE next_attempt_at END,
 				sent_at = CASE WHEN @status = 'sent' THEN @at ELSE sent_at END,
 				lease_until = NULL, updated_at = @at
-			WHERE id = @id AND status = 'pending' AND attempts = @attempt
+			WHERE id = @id AND attempts = @attempt AND (status = 'pending' OR (status = 'revoked' AND @status = 'sent'))
 			RETURNING id, app_id, referrer_id, status`,
 			pgx.NamedArgs{
 				"status":          string(d.Status),
@@ -306,7 +308,7 @@ func (s *Store) UpdateDelivery(ctx context.Context, id string, d referral.Delive
 		if err != nil {
 			return err
 		}
-		if typ, ok := storeimpl.DeliveryEvent(inv.Status); ok {
+		if typ, ok := storeimpl.DeliveryEvent(d.Status); ok {
 			return s.record(ctx, q, storeimpl.InviteEvent(typ, inv, d.At))
 		}
 		return nil

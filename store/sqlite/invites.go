@@ -201,14 +201,16 @@ const recipientSQL = `SELECT coalesce(
 // [referral.CodeStore].
 func (s *Store) UpdateDelivery(ctx context.Context, id string, d referral.Delivery) error {
 	err := s.write(ctx, func(c *wconn) error {
-		// next_attempt_at changes only for a retry, sent_at for a send.
+		// next_attempt_at changes only for a retry, sent_at for a send; an
+		// invite revoked during the attempt only gets its send recorded.
 		var inv referral.Invite
 		err := c.QueryRowContext(ctx, `UPDATE referral_invites
-			SET status = ?1, last_error = ?2,
+			SET status = CASE WHEN status = 'revoked' THEN status ELSE ?1 END,
+				last_error = CASE WHEN status = 'revoked' THEN last_error ELSE ?2 END,
 				next_attempt_at = CASE WHEN ?1 = 'pending' THEN ?3 ELSE next_attempt_at END,
 				sent_at = CASE WHEN ?1 = 'sent' THEN ?5 ELSE sent_at END,
 				lease_until = ?4, updated_at = ?5
-			WHERE id = ?6 AND status = 'pending' AND attempts = ?7
+			WHERE id = ?6 AND attempts = ?7 AND (status = 'pending' OR (status = 'revoked' AND ?1 = 'sent'))
 			RETURNING id, app_id, referrer_id, status`,
 			string(d.Status), d.LastError, millis(d.NextAttemptAt), millis(time.Time{}), millis(d.At), id, d.Attempt).
 			Scan(&inv.ID, &inv.AppID, &inv.ReferrerID, &inv.Status)
@@ -218,7 +220,7 @@ func (s *Store) UpdateDelivery(ctx context.Context, id string, d referral.Delive
 		if err != nil {
 			return err
 		}
-		if typ, ok := storeimpl.DeliveryEvent(inv.Status); ok {
+		if typ, ok := storeimpl.DeliveryEvent(d.Status); ok {
 			return s.record(ctx, c, storeimpl.InviteEvent(typ, inv, d.At))
 		}
 		return nil

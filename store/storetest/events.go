@@ -342,9 +342,21 @@ func testEventsRevoke(t *testing.T, s Events) {
 	require.ErrorIs(t, s.Revoke(ctx, inv.AppID, inv.ReferrerID, uuid.NewString(), at), referral.ErrInviteNotFound)
 	assertEvents(t, s, inviteEvent(referral.EventInviteRevoked, inv, referral.StatusRevoked, at))
 
+	// Revoked while its email was being sent: the send is reported too,
+	// with the invite's status, revoked.
+	sending := record(t, s, newInvite(uuid.NewString(), uuid.NewString(), "cat@example.com", t0), referral.Limits{})
+	claimed, err := s.ClaimDue(ctx, t0, time.Minute, 10)
+	require.NoError(t, err)
+	require.Len(t, claimed, 1)
+	require.NoError(t, s.Revoke(ctx, sending.AppID, sending.ReferrerID, sending.ID, at))
+	sentAt := at.Add(time.Second)
+	require.NoError(t, s.UpdateDelivery(ctx, sending.ID, referral.Delivery{Attempt: claimed[0].Attempts, Status: referral.StatusSent, At: sentAt}))
+	assertEvents(t, s, inviteEvent(referral.EventInviteRevoked, sending, referral.StatusRevoked, at),
+		inviteEvent(referral.EventInviteSent, sending, referral.StatusRevoked, sentAt))
+
 	// An accepted invite is not revoked, and records nothing.
 	accepted := sentInvite(t, s, newInvite(uuid.NewString(), uuid.NewString(), "bob@example.com", t0), t0.Add(time.Second))
-	_, _, err := s.Redeem(ctx, newRedemption(accepted.AppID, accepted.ReferrerID, accepted.Code, uuid.NewString(), accepted.EmailKey, t0.Add(time.Minute)))
+	_, _, err = s.Redeem(ctx, newRedemption(accepted.AppID, accepted.ReferrerID, accepted.Code, uuid.NewString(), accepted.EmailKey, t0.Add(time.Minute)))
 	require.NoError(t, err)
 	drain(t, s)
 	require.ErrorIs(t, s.Revoke(ctx, accepted.AppID, accepted.ReferrerID, accepted.ID, at), referral.ErrInviteAccepted)

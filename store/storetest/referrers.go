@@ -686,11 +686,25 @@ func testRevokeClaimed(t *testing.T, s Referrers) {
 
 	require.NoError(t, s.Revoke(ctx, inv.AppID, inv.ReferrerID, inv.ID, t0.Add(time.Second)))
 	assert.False(t, stillDue(t, s, due[0]), "a worker holding it does not send it")
-	// The worker's outcome, if it sent anyway, does not undo the revoke.
-	require.NoError(t, s.UpdateDelivery(ctx, inv.ID, referral.Delivery{Attempt: due[0].Attempts, Status: referral.StatusSent, At: t0.Add(2 * time.Second)}))
-	got := getInvite(t, s, inv)
-	assert.Equal(t, referral.StatusRevoked, got.Status)
-	assert.True(t, got.LeaseUntil.IsZero(), "the lease is cleared")
+	revoked := getInvite(t, s, inv).Invite
+
+	// Outcomes that sent nothing, or are not of this attempt, change nothing.
+	attempt := due[0].Attempts
+	for _, d := range []referral.Delivery{
+		{Attempt: attempt, Status: referral.StatusFailed, LastError: "550", At: t0.Add(2 * time.Second)},
+		{Attempt: attempt, Status: referral.StatusPending, LastError: "421", NextAttemptAt: t0.Add(time.Hour), At: t0.Add(2 * time.Second)},
+		{Attempt: attempt + 1, Status: referral.StatusSent, At: t0.Add(2 * time.Second)},
+	} {
+		require.NoError(t, s.UpdateDelivery(ctx, inv.ID, d))
+		assertInvite(t, revoked, getInvite(t, s, inv).Invite)
+	}
+	// The worker's send, already under way: the email went out, so its
+	// time is kept, but the revoke is not undone.
+	sentAt := t0.Add(3 * time.Second)
+	require.NoError(t, s.UpdateDelivery(ctx, inv.ID, referral.Delivery{Attempt: attempt, Status: referral.StatusSent, At: sentAt}))
+	want := revoked
+	want.SentAt, want.UpdatedAt = sentAt, sentAt
+	assertInvite(t, want, getInvite(t, s, inv).Invite)
 	assert.Empty(t, pendingIDs(t, s))
 }
 
