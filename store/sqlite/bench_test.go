@@ -105,8 +105,8 @@ func BenchmarkPlainInsert(b *testing.B) {
 	s, err := sqlite.Open(path) // the schema
 	require.NoError(b, err)
 	require.NoError(b, s.Close())
-	// Each connection writes, so each gets the cache of the store's write
-	// connection, SQLite's default, rather than DSN's smaller one.
+	// Each connection writes, so each gets SQLite's default cache, as
+	// plain inserts would have, rather than DSN's smaller one.
 	db, err := sql.Open("sqlite", sqlite.DSN(path)+"&_pragma=cache_size(-2000)")
 	require.NoError(b, err)
 	defer db.Close()

@@ -9,7 +9,7 @@ import (
 
 // TestPageCacheSizes: pooled connections read with a small page cache,
 // which WAL empties after every write by another connection anyway; the
-// write connection, whose cache lasts, has SQLite's default.
+// write connection, whose cache lasts, has a larger one.
 func TestPageCacheSizes(t *testing.T) {
 	t.Parallel()
 	s := openTemp(t)

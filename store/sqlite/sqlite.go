@@ -85,10 +85,12 @@ var _ referral.CodeStore = (*Store)(nil)
 // transaction, and SQLite's default of 2 MiB for each of up to 16 pooled
 // connections only made resident memory grow under load (BENCHMARKS.md,
 // issue 17 target 5). The write connection's cache survives its own
-// commits: it keeps the default.
+// commits, which the write queue keeps: it gets more, but with SQLite's
+// 2 MiB it filled as the database grew, and resident memory with it
+// (pages it misses come from the operating system's cache).
 const (
 	readCacheKiB  = 256
-	writeCacheKiB = 2000
+	writeCacheKiB = 512
 )
 
 // DSN returns the data source name Open uses for the file at path: the
