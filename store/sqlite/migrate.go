@@ -4,11 +4,15 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
 	"time"
+
+	sqlite3 "modernc.org/sqlite"
+	sqlite3lib "modernc.org/sqlite/lib"
 
 	"github.com/referralkit/referralkit/store/internal/migrations"
 )
@@ -59,7 +63,7 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: %w", err)
 	}
-	applied, err := appliedVersions(ctx, s.db)
+	applied, err := firstAppliedVersions(ctx, s.db)
 	if err != nil {
 		return fmt.Errorf("sqlite: reading the schema version: %w", err)
 	}
@@ -251,7 +255,7 @@ func (s *Store) checkSchema(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: %w", err)
 	}
-	applied, err := appliedVersions(ctx, s.db)
+	applied, err := firstAppliedVersions(ctx, s.db)
 	if err != nil {
 		return fmt.Errorf("sqlite: reading the schema version: %w", err)
 	}
@@ -313,4 +317,38 @@ func appliedVersions(ctx context.Context, q querier) (map[int]bool, error) {
 		applied[v] = true
 	}
 	return applied, rows.Err()
+}
+
+// firstAppliedVersions is appliedVersions for the store's first read of db,
+// tried again on SQLITE_BUSY for up to busyTimeout. That read opens the
+// pool's first connection, whose journal_mode(WAL) pragma (see DSN) on a
+// file not in WAL mode yet, a new one say, writes the header from inside a
+// read transaction. If another process holds the write lock meanwhile (it
+// is switching the file to WAL too, or writing it in rollback mode),
+// SQLite fails the pragma with SQLITE_BUSY at once rather than call the
+// busy handler: a reader waiting to write would deadlock with a writer
+// waiting for the reader to finish. Once the other commits, a new
+// connection's pragma finds the file in WAL mode and only reads.
+func firstAppliedVersions(ctx context.Context, db *sql.DB) (map[int]bool, error) {
+	deadline := time.Now().Add(busyTimeout)
+	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
+		applied, err := appliedVersions(ctx, db)
+		if !isBusy(err) || time.Now().Add(wait).After(deadline) {
+			return applied, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		}
+	}
+}
+
+// isBusy reports whether err is SQLite's SQLITE_BUSY, or one of its
+// extended codes.
+func isBusy(err error) bool {
+	var e *sqlite3.Error
+	return errors.As(err, &e) && e.Code()&0xff == sqlite3lib.SQLITE_BUSY
 }

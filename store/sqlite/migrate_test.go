@@ -1,11 +1,13 @@
 package sqlite_test
 
 import (
+	"context"
 	"database/sql"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -75,6 +77,37 @@ func TestMigrationsFromConcurrentOpens(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
 	assert.Equal(t, versions, column[int](t, db, `SELECT version FROM referral_schema_migrations ORDER BY version`))
+}
+
+// TestOpenWhileTheFileIsWritten opens a file not yet in WAL mode while
+// another connection holds its write lock, as a process switching it to WAL
+// (or writing it in rollback mode) does for a moment. The DSN's
+// journal_mode(WAL) then gets SQLITE_BUSY at once, without the busy
+// handler: Open must wait for the lock instead of failing.
+func TestOpenWhileTheFileIsWritten(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "referral.db")
+	other, err := sql.Open("sqlite", path) // rollback mode: no pragmas
+	require.NoError(t, err)
+	t.Cleanup(func() { other.Close() })
+	c, err := other.Conn(t.Context())
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = c.ExecContext(t.Context(), `CREATE TABLE host_table (x)`)
+	require.NoError(t, err)
+	_, err = c.ExecContext(t.Context(), `BEGIN IMMEDIATE`)
+	require.NoError(t, err)
+	released := make(chan error, 1)
+	go func() {
+		time.Sleep(100 * time.Millisecond) // let Open run into the lock
+		_, err := c.ExecContext(context.Background(), `ROLLBACK`)
+		released <- err
+	}()
+	s, err := sqlite.Open(path)
+	require.NoError(t, <-released)
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	assert.Equal(t, []string{"wal"}, column[string](t, rawDB(t, path), `PRAGMA journal_mode`))
 }
 
 func TestNewLeavesCallersDBOpen(t *testing.T) {
