@@ -188,7 +188,10 @@ type Config struct {
 	// commit, with the request's or the worker's context, and a crash in
 	// between loses the call. With one, DeliverEvents (Run's event lane)
 	// feeds it from the outbox: at least once, surviving a crash, so a
-	// host that grants something on it dedupes by the invite's ID.
+	// host that grants something on it dedupes by the invite's ID. An
+	// invite revoked while its email was being sent comes with Status
+	// sent without an outbox, and with StatusRevoked, the status the
+	// store kept, from one; SentAt is set either way: the email went out.
 	OnOutcome func(context.Context, Invite)
 	// OnRedeemed, if set, is called for each new redemption recorded by
 	// Handler.Redeem, so that the host can grant rewards, with a

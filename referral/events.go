@@ -11,7 +11,7 @@ import (
 // Event types, recorded in a store's outbox in the same transaction as the
 // change each reports.
 const (
-	EventInviteSent       = "invite.sent"       // UpdateDelivery recorded StatusSent
+	EventInviteSent       = "invite.sent"       // UpdateDelivery recorded a send (StatusSent, or StatusRevoked if revoked meanwhile)
 	EventInviteFailed     = "invite.failed"     // UpdateDelivery recorded StatusFailed
 	EventInviteSuppressed = "invite.suppressed" // RecordInvite, Resend or Suppress made an invite StatusSuppressed
 	EventInviteRevoked    = "invite.revoked"    // Revoke revoked an invite (not when it already was)
@@ -179,7 +179,7 @@ func (h *Handler) notify(ctx context.Context, ev Event) {
 			return
 		}
 		inv := Invite{ID: ev.InviteID, AppID: ev.AppID, ReferrerID: ev.ReferrerID, Status: ev.Status, UpdatedAt: ev.At}
-		if ev.Status == StatusSent {
+		if ev.Type == EventInviteSent { // also of an invite revoked during the send
 			inv.SentAt = ev.At
 		}
 		h.cfg.OnOutcome(ctx, inv)

@@ -444,3 +444,45 @@ func TestWebhooksOfABatchAtOnce(t *testing.T) {
 	assert.Equal(t, 3, sender.most)
 	assert.Contains(t, f.logs.String(), "referral webhook failed; retried later")
 }
+
+// An invite revoked while its email is being sent: its invite.sent event
+// carries the status the store kept, revoked, and OnOutcome, fed from the
+// outbox, still gets the SentAt of the email that went out.
+func TestOutcomeOfASendDuringARevoke(t *testing.T) {
+	t.Parallel()
+	store := memory.NewWithOptions(memory.Options{Outbox: true})
+	mailer := gatedMailer{started: make(chan struct{}, 1), release: make(chan struct{})}
+	var mu sync.Mutex
+	var outcomes []referral.Invite
+	f := newFixture(t, func(c *referral.Config) {
+		c.Delivery, c.Mailer = referral.Queued, mailer
+		c.Store, c.Recipients, c.Redemptions, c.Referrers, c.Events = store, store, store, store, store
+		c.OnOutcome = func(_ context.Context, inv referral.Invite) {
+			mu.Lock()
+			defer mu.Unlock()
+			outcomes = append(outcomes, inv)
+		}
+	})
+	checkEnvelope(t, f.post(invite("a@example.com", "en")), 201)
+	done := make(chan error)
+	go func() {
+		_, err := f.h.DeliverDue(context.Background())
+		done <- err
+	}()
+	<-mailer.started
+	inv := store.Invites()[0]
+	checkEnvelope(t, f.routes(http.MethodDelete, invitesPath+inv.ID), 200)
+	close(mailer.release)
+	require.NoError(t, <-done)
+
+	n, err := f.h.DeliverEvents(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, 2, n, "invite.revoked and invite.sent")
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, outcomes, 1)
+	assert.Equal(t, inv.ID, outcomes[0].ID)
+	assert.Equal(t, referral.StatusRevoked, outcomes[0].Status)
+	assert.False(t, outcomes[0].SentAt.IsZero(), "SentAt of the email that went out")
+	assert.Equal(t, referral.StatusRevoked, store.Invites()[0].Status)
+}
