@@ -274,6 +274,25 @@ type CodeStore interface {
 	ResolveCode(ctx context.Context, code string) (Owner, error)
 }
 
+// DeliveryBatchStore is a CodeStore that records several outcomes in one
+// write. The queued worker uses it, when the store has it, to record the
+// outcomes of a round of sends at once: with a store that commits each
+// write, one commit for a round rather than one each.
+type DeliveryBatchStore interface {
+	CodeStore
+	// UpdateDeliveries records each update as UpdateDelivery would, in
+	// order, in one write: with a nil error all are recorded (the no-ops
+	// among them included), with an error none is.
+	UpdateDeliveries(ctx context.Context, updates []DeliveryUpdate) error
+}
+
+// DeliveryUpdate is the outcome of an attempt on invite InviteID, for
+// [DeliveryBatchStore.UpdateDeliveries].
+type DeliveryUpdate struct {
+	InviteID string
+	Delivery
+}
+
 // Mailer sends one message.
 type Mailer interface {
 	// Send delivers m or returns why not. An error matching

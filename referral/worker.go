@@ -79,7 +79,8 @@ func (h *Handler) Run(ctx context.Context) error {
 // Outcomes are recorded while the next messages are being sent: a record
 // is a store write, which under load waits for a commit, and waiting for
 // each in turn let a busy handler starve the worker (BENCHMARKS.md has the
-// figures).
+// figures). They are recorded a round of Config.Senders at a time (see
+// outcomes).
 func (h *Handler) DeliverDue(ctx context.Context) (int, error) {
 	now := h.cfg.Now().UTC()
 	// The lease covers the batch, each sender sending its share one by
@@ -96,20 +97,93 @@ func (h *Handler) DeliverDue(ctx context.Context) (int, error) {
 		h.backlog.leave(len(batch))
 	}
 	var next atomic.Int64 // the index of the next invite of batch to take
-	var senders, recording sync.WaitGroup
+	var senders sync.WaitGroup
 	checks := h.dueChecks(batch)
+	rec := &outcomes{size: h.cfg.Senders, delay: recordDelay, record: func(group []outcome) { h.record(ctx, group) }}
 	for range min(h.cfg.Senders, len(batch)) {
 		senders.Go(func() {
 			for i := int(next.Add(1)) - 1; i < len(batch); i = int(next.Add(1)) - 1 {
 				if sendErr, sent := h.deliverClaimed(ctx, checks, i); sent {
-					recording.Go(func() { h.record(ctx, batch[i], sendErr) })
+					rec.add(batch[i], sendErr)
 				}
 			}
 		})
 	}
 	senders.Wait()
-	recording.Wait()
+	rec.wait()
 	return len(batch), nil
+}
+
+// recordDelay bounds how long an outcome waits for the rest of its round
+// before it is recorded (see outcomes).
+const recordDelay = 10 * time.Millisecond
+
+// outcomes gathers the outcomes of a batch's sends into groups, each
+// recorded in a goroutine of its own: once a round of Config.Senders waits,
+// or recordDelay after the first of them. A DeliveryBatchStore records a
+// group in one write; recorded one by one as they came, each outcome was a
+// commit of its own between loads, a seventh of the worker's CPU (pprof).
+// A crash can lose the records of a group whose messages went out, and a
+// later claim sends them again; a batch's worth could already be lost that
+// way, since outcomes are recorded while the next messages are sent.
+type outcomes struct {
+	size   int           // a group's
+	delay  time.Duration // recordDelay
+	record func(group []outcome)
+
+	mu      sync.Mutex
+	pending []outcome
+	timer   *time.Timer // flushes pending after delay; nil when none waits
+	// wg counts the groups started; Add is called under mu, so that wait,
+	// which takes mu first, never waits while an Add may follow.
+	wg sync.WaitGroup
+}
+
+// outcome is the outcome of a send of inv: err is the send's.
+type outcome struct {
+	inv Invite
+	err error
+}
+
+// add queues the outcome of a send of inv.
+func (o *outcomes) add(inv Invite, sendErr error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.pending = append(o.pending, outcome{inv, sendErr})
+	switch {
+	case len(o.pending) >= o.size:
+		o.recordLocked()
+	case o.timer == nil:
+		o.timer = time.AfterFunc(o.delay, o.flush)
+	}
+}
+
+// flush records what waits.
+func (o *outcomes) flush() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.recordLocked()
+}
+
+// recordLocked starts the record of what waits; o.mu is held.
+func (o *outcomes) recordLocked() {
+	if o.timer != nil {
+		o.timer.Stop()
+		o.timer = nil
+	}
+	if len(o.pending) == 0 {
+		return
+	}
+	group := o.pending
+	o.pending = nil
+	o.wg.Go(func() { o.record(group) })
+}
+
+// wait records what waits and returns once every outcome added is
+// recorded. No add may follow it.
+func (o *outcomes) wait() {
+	o.flush()
+	o.wg.Wait()
 }
 
 // deliverClaimed sends claimed invite i of a batch, reporting whether it
@@ -204,8 +278,41 @@ func (h *Handler) stillDue(ctx context.Context, claimed []Invite) []bool {
 	return make([]bool, len(claimed))
 }
 
-// record stores the outcome of an attempt on a claimed invite.
-func (h *Handler) record(ctx context.Context, inv Invite, sendErr error) {
+// record stores the outcomes of attempts on claimed invites: in one write
+// with a DeliveryBatchStore, otherwise each in a goroutine of its own, so
+// that a store that batches concurrent writes can.
+func (h *Handler) record(ctx context.Context, group []outcome) {
+	ds := make([]Delivery, len(group))
+	for i, x := range group {
+		ds[i] = h.delivery(x.inv, x.err)
+	}
+	if b, ok := h.cfg.Store.(DeliveryBatchStore); ok {
+		updates := make([]DeliveryUpdate, len(group))
+		lease := group[0].inv.LeaseUntil
+		for i, x := range group {
+			updates[i] = DeliveryUpdate{InviteID: x.inv.ID, Delivery: ds[i]}
+			if x.inv.LeaseUntil.Before(lease) {
+				lease = x.inv.LeaseUntil
+			}
+		}
+		err := h.withinLease(ctx, lease, func(ctx context.Context) error { return b.UpdateDeliveries(ctx, updates) })
+		for i, x := range group {
+			h.recorded(ctx, x.inv, ds[i], x.err, err)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	for i, x := range group {
+		wg.Go(func() {
+			err := h.updateWithinLease(ctx, x.inv, ds[i])
+			h.recorded(ctx, x.inv, ds[i], x.err, err)
+		})
+	}
+	wg.Wait()
+}
+
+// delivery is what to record of a send of inv that returned sendErr.
+func (h *Handler) delivery(inv Invite, sendErr error) Delivery {
 	now := h.cfg.Now().UTC()
 	d := Delivery{Attempt: inv.Attempts, Status: StatusSent, At: now}
 	switch {
@@ -221,7 +328,12 @@ func (h *Handler) record(ctx context.Context, inv Invite, sendErr error) {
 	} else {
 		h.metrics.delivery(string(d.Status))
 	}
-	err := h.updateWithinLease(ctx, inv, d)
+	return d
+}
+
+// recorded logs and reports outcome d of an attempt on inv, once the store
+// has recorded it or, with err, failed to.
+func (h *Handler) recorded(ctx context.Context, inv Invite, d Delivery, sendErr, err error) {
 	h.bounced(ctx, inv, sendErr) // after the record, as in deliver
 	if err != nil {
 		h.cfg.Logger.LogAttrs(ctx, slog.LevelError, "referral worker: recording a delivery failed",

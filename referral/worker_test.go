@@ -14,6 +14,7 @@ import (
 	"github.com/referralkit/referralkit/mail"
 	"github.com/referralkit/referralkit/mail/mailtest"
 	"github.com/referralkit/referralkit/referral"
+	"github.com/referralkit/referralkit/store/memory"
 )
 
 // outcomes records what the OnOutcome hook reports.
@@ -303,4 +304,56 @@ func TestWorkerSendsConcurrently(t *testing.T) {
 	for _, inv := range f.store.Invites() {
 		assert.Equal(t, referral.StatusSent, inv.Status)
 	}
+}
+
+// batchCounter is a DeliveryBatchStore that counts its records: each call
+// of UpdateDeliveries and its size, and each UpdateDelivery.
+type batchCounter struct {
+	*memory.Store
+	mu     sync.Mutex
+	groups []int
+	single int
+}
+
+func (b *batchCounter) UpdateDeliveries(ctx context.Context, updates []referral.DeliveryUpdate) error {
+	b.mu.Lock()
+	b.groups = append(b.groups, len(updates))
+	b.mu.Unlock()
+	return b.Store.UpdateDeliveries(ctx, updates)
+}
+
+func (b *batchCounter) UpdateDelivery(ctx context.Context, id string, d referral.Delivery) error {
+	b.mu.Lock()
+	b.single++
+	b.mu.Unlock()
+	return b.Store.UpdateDelivery(ctx, id, d)
+}
+
+// With a DeliveryBatchStore the worker records its outcomes through
+// UpdateDeliveries, at most a round of Senders in a call, each once.
+func TestWorkerRecordsARoundInOneCall(t *testing.T) {
+	t.Parallel()
+	var store *batchCounter
+	f := newFixture(t, func(c *referral.Config) {
+		store = &batchCounter{Store: c.Store.(*memory.Store)}
+		c.Delivery, c.Store, c.Senders, c.WorkerBatch = referral.Queued, store, 3, 8
+	})
+	for i := range 8 {
+		checkEnvelope(t, f.post(invite(fmt.Sprintf("p%d@example.com", i), "en")), 201)
+	}
+	n, err := f.h.DeliverDue(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, 8, n)
+	for _, inv := range f.store.Invites() {
+		assert.Equal(t, referral.StatusSent, inv.Status, "recorded before DeliverDue returned")
+	}
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	assert.Zero(t, store.single, "UpdateDelivery calls")
+	total := 0
+	for _, g := range store.groups {
+		assert.LessOrEqual(t, g, 3, "a call records at most a round")
+		total += g
+	}
+	assert.Equal(t, 8, total, "outcomes recorded, in %v", store.groups)
 }

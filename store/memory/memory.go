@@ -46,7 +46,7 @@ type idemKey struct {
 	key string
 }
 
-var _ referral.CodeStore = (*Store)(nil)
+var _ referral.DeliveryBatchStore = (*Store)(nil)
 
 // New returns an empty store, its outbox off. It is NewWithOptions with
 // the zero Options.
@@ -272,14 +272,28 @@ func listedAfter(past []*referral.Invite, t time.Time, id string) int {
 // UpdateDelivery records the outcome of a delivery attempt; see
 // [referral.CodeStore].
 func (s *Store) UpdateDelivery(ctx context.Context, id string, d referral.Delivery) error {
+	return s.UpdateDeliveries(ctx, []referral.DeliveryUpdate{{InviteID: id, Delivery: d}})
+}
+
+// UpdateDeliveries records several outcomes at once; see
+// [referral.DeliveryBatchStore].
+func (s *Store) UpdateDeliveries(ctx context.Context, updates []referral.DeliveryUpdate) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for _, u := range updates {
+		s.updateDelivery(u.InviteID, u.Delivery)
+	}
+	return nil
+}
+
+// updateDelivery is UpdateDelivery with s.mu held.
+func (s *Store) updateDelivery(id string, d referral.Delivery) {
 	inv, ok := s.invites[id]
 	if !ok || inv.Attempts != d.Attempt {
-		return nil
+		return
 	}
 	switch {
 	case inv.Status == referral.StatusPending:
@@ -287,7 +301,7 @@ func (s *Store) UpdateDelivery(ctx context.Context, id string, d referral.Delive
 	case inv.Status == referral.StatusRevoked && d.Status == referral.StatusSent:
 		// Revoked during the attempt: only its send is recorded.
 	default:
-		return nil
+		return
 	}
 	if d.Status == referral.StatusPending {
 		inv.NextAttemptAt = d.NextAttemptAt.UTC()
@@ -300,7 +314,6 @@ func (s *Store) UpdateDelivery(ctx context.Context, id string, d referral.Delive
 	if typ, ok := storeimpl.DeliveryEvent(d.Status); ok {
 		s.record(storeimpl.InviteEvent(typ, *inv, d.At))
 	}
-	return nil
 }
 
 // ClaimDue leases up to max pending invites that are due at now, oldest

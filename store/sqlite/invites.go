@@ -200,33 +200,55 @@ const recipientSQL = `SELECT coalesce(
 // UpdateDelivery records the outcome of a delivery attempt; see
 // [referral.CodeStore].
 func (s *Store) UpdateDelivery(ctx context.Context, id string, d referral.Delivery) error {
+	err := s.write(ctx, func(c *wconn) error { return s.updateDelivery(ctx, c, id, d) })
+	if err != nil {
+		return fmt.Errorf("sqlite: update delivery: %w", err)
+	}
+	return nil
+}
+
+// UpdateDeliveries records several outcomes in one write; see
+// [referral.DeliveryBatchStore]. The worker's records of a round then
+// share a commit: between loads, a commit for each was a seventh of the
+// worker's CPU (pprof).
+func (s *Store) UpdateDeliveries(ctx context.Context, updates []referral.DeliveryUpdate) error {
 	err := s.write(ctx, func(c *wconn) error {
-		// next_attempt_at changes only for a retry, sent_at for a send; an
-		// invite revoked during the attempt only gets its send recorded.
-		var inv referral.Invite
-		err := c.QueryRowContext(ctx, `UPDATE referral_invites
-			SET status = CASE WHEN status = 'revoked' THEN status ELSE ?1 END,
-				last_error = CASE WHEN status = 'revoked' THEN last_error ELSE ?2 END,
-				next_attempt_at = CASE WHEN ?1 = 'pending' THEN ?3 ELSE next_attempt_at END,
-				sent_at = CASE WHEN ?1 = 'sent' THEN ?5 ELSE sent_at END,
-				lease_until = ?4, updated_at = ?5
-			WHERE id = ?6 AND attempts = ?7 AND (status = 'pending' OR (status = 'revoked' AND ?1 = 'sent'))
-			RETURNING id, app_id, referrer_id, status`,
-			string(d.Status), d.LastError, millis(d.NextAttemptAt), millis(time.Time{}), millis(d.At), id, d.Attempt).
-			Scan(&inv.ID, &inv.AppID, &inv.ReferrerID, &inv.Status)
-		if isNoRows(err) {
-			return nil // not pending, or a newer attempt has it: a no-op
-		}
-		if err != nil {
-			return err
-		}
-		if typ, ok := storeimpl.DeliveryEvent(d.Status); ok {
-			return s.record(ctx, c, storeimpl.InviteEvent(typ, inv, d.At))
+		for _, u := range updates {
+			if err := s.updateDelivery(ctx, c, u.InviteID, u.Delivery); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("sqlite: update delivery: %w", err)
+		return fmt.Errorf("sqlite: update deliveries: %w", err)
+	}
+	return nil
+}
+
+// updateDelivery is UpdateDelivery's statement, and its event, on c.
+func (s *Store) updateDelivery(ctx context.Context, c *wconn, id string, d referral.Delivery) error {
+	// next_attempt_at changes only for a retry, sent_at for a send; an
+	// invite revoked during the attempt only gets its send recorded.
+	var inv referral.Invite
+	err := c.QueryRowContext(ctx, `UPDATE referral_invites
+		SET status = CASE WHEN status = 'revoked' THEN status ELSE ?1 END,
+			last_error = CASE WHEN status = 'revoked' THEN last_error ELSE ?2 END,
+			next_attempt_at = CASE WHEN ?1 = 'pending' THEN ?3 ELSE next_attempt_at END,
+			sent_at = CASE WHEN ?1 = 'sent' THEN ?5 ELSE sent_at END,
+			lease_until = ?4, updated_at = ?5
+		WHERE id = ?6 AND attempts = ?7 AND (status = 'pending' OR (status = 'revoked' AND ?1 = 'sent'))
+		RETURNING id, app_id, referrer_id, status`,
+		string(d.Status), d.LastError, millis(d.NextAttemptAt), millis(time.Time{}), millis(d.At), id, d.Attempt).
+		Scan(&inv.ID, &inv.AppID, &inv.ReferrerID, &inv.Status)
+	if isNoRows(err) {
+		return nil // not pending, or a newer attempt has it: a no-op
+	}
+	if err != nil {
+		return err
+	}
+	if typ, ok := storeimpl.DeliveryEvent(d.Status); ok {
+		return s.record(ctx, c, storeimpl.InviteEvent(typ, inv, d.At))
 	}
 	return nil
 }

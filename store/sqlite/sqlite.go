@@ -77,7 +77,7 @@ func (s *Store) closeReads() {
 	}
 }
 
-var _ referral.CodeStore = (*Store)(nil)
+var _ referral.DeliveryBatchStore = (*Store)(nil)
 
 // Page cache sizes, in KiB. In WAL mode a connection empties its page
 // cache when it starts reading after another connection wrote, which under

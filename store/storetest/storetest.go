@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -48,6 +49,7 @@ func Run(t *testing.T, newStore func(t *testing.T) referral.CodeStore) {
 		{"UpdateDelivery/Final", testUpdateFinal},
 		{"UpdateDelivery/Retry", testUpdateRetry},
 		{"UpdateDelivery/NoOps", testUpdateNoOps},
+		{"UpdateDeliveries/AsOneByOne", testUpdateDeliveries},
 		{"ClaimDue/DueRules", testClaimDueRules},
 		{"ClaimDue/Max", testClaimMax},
 		{"ClaimDue/Lease", testClaimLease},
@@ -788,6 +790,65 @@ func testUpdateNoOps(t *testing.T, s referral.CodeStore) {
 	}
 	require.NoError(t, s.UpdateDelivery(ctx, uuid.NewString(), referral.Delivery{Attempt: 0, Status: referral.StatusSent, At: t0}),
 		"an unknown invite is a no-op")
+}
+
+// testUpdateDeliveries: a DeliveryBatchStore's UpdateDeliveries leaves
+// invites as the same updates one by one through UpdateDelivery do, in
+// order, no-ops included. Two twin sets of invites, in two apps, take the
+// same updates, one set in one call, the other one update at a time.
+func testUpdateDeliveries(t *testing.T, s referral.CodeStore) {
+	b, ok := s.(referral.DeliveryBatchStore)
+	if !ok {
+		t.Skip("not a referral.DeliveryBatchStore")
+	}
+	ctx := t.Context()
+	one, batch := uuid.NewString(), uuid.NewString() // the apps
+	ref := uuid.NewString()
+	type twins struct{ one, batch referral.Invite }
+	var invites []twins
+	for i := range 5 {
+		inv := newInvite(one, ref, fmt.Sprintf("p%d@example.com", i), t0.Add(time.Duration(i)*time.Millisecond))
+		inv.Attempts = 1
+		inv.LeaseUntil = t0.Add(time.Minute)
+		twin := inv
+		twin.ID, twin.AppID = uuid.Must(uuid.NewV7()).String(), batch
+		twin.IdempotencyKey = "key-" + twin.ID
+		invites = append(invites, twins{record(t, s, inv, referral.Limits{}), record(t, s, twin, referral.Limits{})})
+	}
+	at := t0.Add(time.Second)
+	updates := []struct {
+		invite int
+		d      referral.Delivery
+	}{
+		{0, referral.Delivery{Attempt: 1, Status: referral.StatusSent, At: at}},
+		{1, referral.Delivery{Attempt: 1, Status: referral.StatusFailed, LastError: "550 no such user", At: at}},
+		{2, referral.Delivery{Attempt: 1, Status: referral.StatusPending, LastError: "421 later", NextAttemptAt: at.Add(time.Hour), At: at}},
+		{3, referral.Delivery{Attempt: 2, Status: referral.StatusSent, At: at}}, // not its attempt: a no-op
+		// In order: a retry, then a send of the same attempt, then a stale retry.
+		{4, referral.Delivery{Attempt: 1, Status: referral.StatusPending, LastError: "451", NextAttemptAt: at.Add(time.Minute), At: at}},
+		{4, referral.Delivery{Attempt: 1, Status: referral.StatusSent, At: at.Add(time.Millisecond)}},
+		{4, referral.Delivery{Attempt: 1, Status: referral.StatusPending, LastError: "x", NextAttemptAt: at, At: at.Add(2 * time.Millisecond)}},
+	}
+	var all []referral.DeliveryUpdate
+	for _, u := range updates {
+		require.NoError(t, s.UpdateDelivery(ctx, invites[u.invite].one.ID, u.d))
+		all = append(all, referral.DeliveryUpdate{InviteID: invites[u.invite].batch.ID, Delivery: u.d})
+	}
+	all = append(all, referral.DeliveryUpdate{InviteID: uuid.NewString(), Delivery: referral.Delivery{Attempt: 1, Status: referral.StatusSent, At: at}})
+	require.NoError(t, b.UpdateDeliveries(ctx, all))
+	require.NoError(t, b.UpdateDeliveries(ctx, nil), "no updates: a no-op")
+
+	// What the updates one by one left: the comparison below means
+	// something only if they did something.
+	status := []referral.Status{referral.StatusSent, referral.StatusFailed, referral.StatusPending, referral.StatusPending, referral.StatusSent}
+	for i, tw := range invites {
+		want := get(t, s, tw.one)
+		assert.Equal(t, status[i], want.Status, "invite %d, updated one by one", i)
+		assert.Equal(t, i == 3, want.UpdatedAt.Equal(tw.one.UpdatedAt), "invite %d, updated one by one: only the no-op leaves it as it was", i)
+		got := get(t, s, tw.batch)
+		got.ID, got.AppID, got.IdempotencyKey = want.ID, want.AppID, want.IdempotencyKey
+		assertInvite(t, want, got)
+	}
 }
 
 func testClaimDueRules(t *testing.T, s referral.CodeStore) {
