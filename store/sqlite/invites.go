@@ -230,16 +230,23 @@ func (s *Store) UpdateDeliveries(ctx context.Context, updates []referral.Deliver
 func (s *Store) updateDelivery(ctx context.Context, c *wconn, id string, d referral.Delivery) error {
 	// next_attempt_at changes only for a retry, sent_at for a send; an
 	// invite revoked during the attempt only gets its send recorded.
-	var inv referral.Invite
-	err := c.QueryRowContext(ctx, `UPDATE referral_invites
+	const update = `UPDATE referral_invites
 		SET status = CASE WHEN status = 'revoked' THEN status ELSE ?1 END,
 			last_error = CASE WHEN status = 'revoked' THEN last_error ELSE ?2 END,
 			next_attempt_at = CASE WHEN ?1 = 'pending' THEN ?3 ELSE next_attempt_at END,
 			sent_at = CASE WHEN ?1 = 'sent' THEN ?5 ELSE sent_at END,
 			lease_until = ?4, updated_at = ?5
-		WHERE id = ?6 AND attempts = ?7 AND (status = 'pending' OR (status = 'revoked' AND ?1 = 'sent'))
-		RETURNING id, app_id, referrer_id, status`,
-		string(d.Status), d.LastError, millis(d.NextAttemptAt), millis(time.Time{}), millis(d.At), id, d.Attempt).
+		WHERE id = ?6 AND attempts = ?7 AND (status = 'pending' OR (status = 'revoked' AND ?1 = 'sent'))`
+	args := []any{string(d.Status), d.LastError, millis(d.NextAttemptAt), millis(time.Time{}), millis(d.At), id, d.Attempt}
+	if !s.outbox {
+		// No event to record, so nothing to read back: without RETURNING
+		// and its row, BenchmarkWorkerDelivery/SQLite took 0.89-1.04x the
+		// CPU per message (six alternating runs, median 0.94x).
+		_, err := c.ExecContext(ctx, update, args...)
+		return err
+	}
+	var inv referral.Invite
+	err := c.QueryRowContext(ctx, update+` RETURNING id, app_id, referrer_id, status`, args...).
 		Scan(&inv.ID, &inv.AppID, &inv.ReferrerID, &inv.Status)
 	if isNoRows(err) {
 		return nil // not pending, or a newer attempt has it: a no-op
