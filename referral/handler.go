@@ -335,21 +335,15 @@ func (h *Handler) deliver(ctx context.Context, requestID string, inv Invite) err
 // lease holds: a record dropped before then would have the invite sent
 // again, and a record after it could lose to a newer attempt anyway.
 func (h *Handler) updateWithinLease(ctx context.Context, inv Invite, d Delivery) error {
-	return h.withinLease(ctx, inv.LeaseUntil, func(ctx context.Context) error { return h.cfg.Store.UpdateDelivery(ctx, inv.ID, d) })
-}
-
-// withinLease runs the record update, again after a failure, until it
-// succeeds or the lease that ends at leaseUntil has nearly run out.
-func (h *Handler) withinLease(ctx context.Context, leaseUntil time.Time, update func(ctx context.Context) error) error {
 	// The record must outlive a cancelled ctx: the attempt was made.
 	ctx = context.WithoutCancel(ctx)
 	// On the wall clock: Config.Now may be a clock that stands still.
-	end := time.Now().Add(leaseUntil.Sub(h.cfg.Now()))
+	end := time.Now().Add(inv.LeaseUntil.Sub(h.cfg.Now()))
 	wait := 10 * time.Millisecond
 	for {
 		left := time.Until(end)
 		uctx, cancel := context.WithTimeout(ctx, max(left, h.cfg.SendTimeout))
-		err := update(uctx)
+		err := h.cfg.Store.UpdateDelivery(uctx, inv.ID, d)
 		cancel()
 		if err == nil || left <= wait {
 			return err

@@ -279,8 +279,9 @@ func (h *Handler) stillDue(ctx context.Context, claimed []Invite) []bool {
 }
 
 // record stores the outcomes of attempts on claimed invites: in one write
-// with a DeliveryBatchStore, otherwise each in a goroutine of its own, so
-// that a store that batches concurrent writes can.
+// with a DeliveryBatchStore, otherwise (and if that write fails) each in a
+// goroutine of its own, so that a store that batches concurrent writes
+// can.
 func (h *Handler) record(ctx context.Context, group []outcome) {
 	ds := make([]Delivery, len(group))
 	for i, x := range group {
@@ -288,18 +289,23 @@ func (h *Handler) record(ctx context.Context, group []outcome) {
 	}
 	if b, ok := h.cfg.Store.(DeliveryBatchStore); ok {
 		updates := make([]DeliveryUpdate, len(group))
-		lease := group[0].inv.LeaseUntil
 		for i, x := range group {
 			updates[i] = DeliveryUpdate{InviteID: x.inv.ID, Delivery: ds[i]}
-			if x.inv.LeaseUntil.Before(lease) {
-				lease = x.inv.LeaseUntil
+		}
+		// Tried once: after a failure each outcome is recorded on its own,
+		// as below, so that one the store cannot take does not have the
+		// whole group's messages sent again.
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.SendTimeout)
+		err := b.UpdateDeliveries(uctx, updates)
+		cancel()
+		if err == nil {
+			for i, x := range group {
+				h.recorded(ctx, x.inv, ds[i], x.err, nil)
 			}
+			return
 		}
-		err := h.withinLease(ctx, lease, func(ctx context.Context) error { return b.UpdateDeliveries(ctx, updates) })
-		for i, x := range group {
-			h.recorded(ctx, x.inv, ds[i], x.err, err)
-		}
-		return
+		h.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "referral worker: recording a round of deliveries failed; recording each on its own",
+			slog.Int("invites", len(group)), slog.String("cause", err.Error()))
 	}
 	var wg sync.WaitGroup
 	for i, x := range group {

@@ -310,6 +310,7 @@ func TestWorkerSendsConcurrently(t *testing.T) {
 // of UpdateDeliveries and its size, and each UpdateDelivery.
 type batchCounter struct {
 	*memory.Store
+	fail   bool // UpdateDeliveries fails, recording nothing
 	mu     sync.Mutex
 	groups []int
 	single int
@@ -319,6 +320,9 @@ func (b *batchCounter) UpdateDeliveries(ctx context.Context, updates []referral.
 	b.mu.Lock()
 	b.groups = append(b.groups, len(updates))
 	b.mu.Unlock()
+	if b.fail {
+		return errors.New("the batch failed")
+	}
 	return b.Store.UpdateDeliveries(ctx, updates)
 }
 
@@ -356,4 +360,34 @@ func TestWorkerRecordsARoundInOneCall(t *testing.T) {
 		total += g
 	}
 	assert.Equal(t, 8, total, "outcomes recorded, in %v", store.groups)
+}
+
+// When UpdateDeliveries fails, each outcome of its group is recorded on its
+// own: none is left to be sent again.
+func TestWorkerRecordsEachWhenARoundFails(t *testing.T) {
+	t.Parallel()
+	var store *batchCounter
+	f := newFixture(t, func(c *referral.Config) {
+		store = &batchCounter{Store: c.Store.(*memory.Store), fail: true}
+		c.Delivery, c.Store, c.Senders, c.WorkerBatch = referral.Queued, store, 3, 8
+	})
+	for i := range 8 {
+		checkEnvelope(t, f.post(invite(fmt.Sprintf("p%d@example.com", i), "en")), 201)
+	}
+	n, err := f.h.DeliverDue(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, 8, n)
+	for _, inv := range f.store.Invites() {
+		assert.Equal(t, referral.StatusSent, inv.Status)
+	}
+	assert.Len(t, f.mailer.Messages(), 8, "each invite sent once")
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	total := 0
+	for _, g := range store.groups {
+		total += g
+	}
+	assert.Equal(t, 8, total, "outcomes tried in rounds, in %v", store.groups)
+	assert.Equal(t, 8, store.single, "outcomes then recorded alone")
+	assert.Contains(t, f.logs.String(), "recording a round of deliveries failed")
 }
