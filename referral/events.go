@@ -171,7 +171,8 @@ func (h *Handler) deliverEvent(ctx context.Context, ev Event) {
 // notify feeds ev to the in-process hook for its type, if set: OnOutcome
 // for invite.sent and invite.failed, OnRedeemed for referral.redeemed. The
 // values carry what the event carries, so the same whether or not the
-// store has an outbox.
+// store has an outbox, but for the status of an invite revoked during its
+// send (see Config.OnOutcome).
 func (h *Handler) notify(ctx context.Context, ev Event) {
 	switch ev.Type {
 	case EventInviteSent, EventInviteFailed:

@@ -79,8 +79,8 @@ func (h *Handler) Run(ctx context.Context) error {
 // Outcomes are recorded while the next messages are being sent: a record
 // is a store write, which under load waits for a commit, and waiting for
 // each in turn let a busy handler starve the worker (BENCHMARKS.md has the
-// figures). They are recorded a round of Config.Senders at a time (see
-// outcomes).
+// figures). A DeliveryBatchStore gets them a round of Config.Senders at a
+// time (see outcomes).
 func (h *Handler) DeliverDue(ctx context.Context) (int, error) {
 	now := h.cfg.Now().UTC()
 	// The lease covers the batch, each sender sending its share one by
@@ -99,7 +99,10 @@ func (h *Handler) DeliverDue(ctx context.Context) (int, error) {
 	var next atomic.Int64 // the index of the next invite of batch to take
 	var senders sync.WaitGroup
 	checks := h.dueChecks(batch)
-	rec := &outcomes{size: h.cfg.Senders, delay: recordDelay, record: func(group []outcome) { h.record(ctx, group) }}
+	rec := &outcomes{size: 1, delay: recordDelay, record: func(group []outcome) { h.record(ctx, group) }}
+	if _, ok := h.cfg.Store.(DeliveryBatchStore); ok {
+		rec.size = h.cfg.Senders // other stores gain nothing from the wait
+	}
 	for range min(h.cfg.Senders, len(batch)) {
 		senders.Go(func() {
 			for i := int(next.Add(1)) - 1; i < len(batch); i = int(next.Add(1)) - 1 {
@@ -119,10 +122,11 @@ func (h *Handler) DeliverDue(ctx context.Context) (int, error) {
 const recordDelay = 10 * time.Millisecond
 
 // outcomes gathers the outcomes of a batch's sends into groups, each
-// recorded in a goroutine of its own: once a round of Config.Senders waits,
-// or recordDelay after the first of them. A DeliveryBatchStore records a
-// group in one write; recorded one by one as they came, each outcome was a
-// commit of its own between loads, a seventh of the worker's CPU (pprof).
+// recorded in a goroutine of its own: once size wait (a round of
+// Config.Senders for a DeliveryBatchStore, which records a group in one
+// write; one for other stores), or delay after the first of them.
+// Recorded one by one as they came, each outcome was a commit of its own
+// between loads, a seventh of the worker's CPU (pprof).
 // A crash can lose the records of a group whose messages went out, and a
 // later claim sends them again; a batch's worth could already be lost that
 // way, since outcomes are recorded while the next messages are sent.

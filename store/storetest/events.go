@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -48,6 +49,7 @@ func RunEvents(t *testing.T, stores EventStores) {
 	}{
 		{"Off", func(t *testing.T, _ Events) { testEventsOff(t, stores.New(t, false)) }},
 		{"UpdateDelivery", testEventsDelivery},
+		{"UpdateDeliveries", testEventsDeliveries},
 		{"RecordInvite", testEventsRecordInvite},
 		{"RecordInvite/InlineRetry", testEventsInlineRetry},
 		{"RecordInvite/Refused", testEventsRecordRefused},
@@ -207,6 +209,42 @@ func testEventsDelivery(t *testing.T, s Events) {
 	sentAt := t0.Add(3 * time.Hour)
 	deliver(t, s, other, referral.StatusSent, sentAt)
 	assertEvents(t, s, inviteEvent(referral.EventInviteSent, other, referral.StatusSent, sentAt))
+}
+
+// testEventsDeliveries: a DeliveryBatchStore's UpdateDeliveries records the
+// events UpdateDelivery would, in order, a send during a revoke included;
+// a retry and a no-op record none.
+func testEventsDeliveries(t *testing.T, s Events) {
+	b, ok := s.(referral.DeliveryBatchStore)
+	if !ok {
+		t.Skip("not a referral.DeliveryBatchStore")
+	}
+	ctx := t.Context()
+	app, ref := uuid.NewString(), uuid.NewString()
+	var invs []referral.Invite
+	for i := range 5 {
+		invs = append(invs, record(t, s, newInvite(app, ref, fmt.Sprintf("p%d@example.com", i), t0.Add(time.Duration(i)*time.Millisecond)), referral.Limits{}))
+	}
+	claimedInvites, err := s.ClaimDue(ctx, t0.Add(time.Second), time.Minute, 10)
+	require.NoError(t, err)
+	require.Len(t, claimedInvites, 5)
+	at := t0.Add(time.Hour)
+	require.NoError(t, s.Revoke(ctx, app, ref, invs[4].ID, at)) // while its email is being sent
+	update := func(i int, d referral.Delivery) referral.DeliveryUpdate {
+		return referral.DeliveryUpdate{InviteID: invs[i].ID, Delivery: d}
+	}
+	require.NoError(t, b.UpdateDeliveries(ctx, []referral.DeliveryUpdate{
+		update(0, referral.Delivery{Attempt: 1, Status: referral.StatusSent, At: at.Add(1 * time.Second)}),
+		update(1, referral.Delivery{Attempt: 1, Status: referral.StatusFailed, LastError: "550", At: at.Add(2 * time.Second)}),
+		update(2, referral.Delivery{Attempt: 1, Status: referral.StatusPending, LastError: "421", NextAttemptAt: at.Add(time.Hour), At: at.Add(3 * time.Second)}),
+		update(3, referral.Delivery{Attempt: 2, Status: referral.StatusSent, At: at.Add(4 * time.Second)}), // not its attempt
+		update(4, referral.Delivery{Attempt: 1, Status: referral.StatusSent, At: at.Add(5 * time.Second)}),
+	}))
+	assertEvents(t, s,
+		inviteEvent(referral.EventInviteRevoked, invs[4], referral.StatusRevoked, at),
+		inviteEvent(referral.EventInviteSent, invs[0], referral.StatusSent, at.Add(1*time.Second)),
+		inviteEvent(referral.EventInviteFailed, invs[1], referral.StatusFailed, at.Add(2*time.Second)),
+		inviteEvent(referral.EventInviteSent, invs[4], referral.StatusRevoked, at.Add(5*time.Second)))
 }
 
 func testEventsRecordInvite(t *testing.T, s Events) {
