@@ -333,13 +333,15 @@ func (b *batchCounter) UpdateDelivery(ctx context.Context, id string, d referral
 	return b.Store.UpdateDelivery(ctx, id, d)
 }
 
-// With a DeliveryBatchStore the worker records its outcomes through
-// UpdateDeliveries, at most a round of Senders in a call, each once.
-func TestWorkerRecordsARoundInOneCall(t *testing.T) {
-	t.Parallel()
+// deliverThroughBatchCounter delivers 8 invites, 3 senders at once,
+// through a batchCounter (whose UpdateDeliveries fails with fail), checks
+// that all were recorded sent before DeliverDue returned, and returns the
+// fixture, the counter, and how many outcomes UpdateDeliveries was given.
+func deliverThroughBatchCounter(t *testing.T, fail bool) (*fixture, *batchCounter, int) {
+	t.Helper()
 	var store *batchCounter
 	f := newFixture(t, func(c *referral.Config) {
-		store = &batchCounter{Store: c.Store.(*memory.Store)}
+		store = &batchCounter{Store: c.Store.(*memory.Store), fail: fail}
 		c.Delivery, c.Store, c.Senders, c.WorkerBatch = referral.Queued, store, 3, 8
 	})
 	for i := range 8 {
@@ -353,40 +355,29 @@ func TestWorkerRecordsARoundInOneCall(t *testing.T) {
 	}
 	store.mu.Lock()
 	defer store.mu.Unlock()
-	assert.Zero(t, store.single, "UpdateDelivery calls")
 	total := 0
 	for _, g := range store.groups {
 		assert.LessOrEqual(t, g, 3, "a call records at most a round")
 		total += g
 	}
+	return f, store, total
+}
+
+// With a DeliveryBatchStore the worker records its outcomes through
+// UpdateDeliveries, at most a round of Senders in a call, each once.
+func TestWorkerRecordsARoundInOneCall(t *testing.T) {
+	t.Parallel()
+	_, store, total := deliverThroughBatchCounter(t, false)
 	assert.Equal(t, 8, total, "outcomes recorded, in %v", store.groups)
+	assert.Zero(t, store.single, "UpdateDelivery calls")
 }
 
 // When UpdateDeliveries fails, each outcome of its group is recorded on its
 // own: none is left to be sent again.
 func TestWorkerRecordsEachWhenARoundFails(t *testing.T) {
 	t.Parallel()
-	var store *batchCounter
-	f := newFixture(t, func(c *referral.Config) {
-		store = &batchCounter{Store: c.Store.(*memory.Store), fail: true}
-		c.Delivery, c.Store, c.Senders, c.WorkerBatch = referral.Queued, store, 3, 8
-	})
-	for i := range 8 {
-		checkEnvelope(t, f.post(invite(fmt.Sprintf("p%d@example.com", i), "en")), 201)
-	}
-	n, err := f.h.DeliverDue(context.Background())
-	require.NoError(t, err)
-	require.Equal(t, 8, n)
-	for _, inv := range f.store.Invites() {
-		assert.Equal(t, referral.StatusSent, inv.Status)
-	}
+	f, store, total := deliverThroughBatchCounter(t, true)
 	assert.Len(t, f.mailer.Messages(), 8, "each invite sent once")
-	store.mu.Lock()
-	defer store.mu.Unlock()
-	total := 0
-	for _, g := range store.groups {
-		total += g
-	}
 	assert.Equal(t, 8, total, "outcomes tried in rounds, in %v", store.groups)
 	assert.Equal(t, 8, store.single, "outcomes then recorded alone")
 	assert.Contains(t, f.logs.String(), "recording a round of deliveries failed")
