@@ -99,8 +99,9 @@ func (h *Handler) DeliverDue(ctx context.Context) (int, error) {
 	var next atomic.Int64 // the index of the next invite of batch to take
 	var senders sync.WaitGroup
 	checks := h.dueChecks(batch)
-	rec := &outcomes{size: 1, delay: recordDelay, record: func(group []outcome) { h.record(ctx, group) }}
-	if _, ok := h.cfg.Store.(DeliveryBatchStore); ok {
+	batches, _ := h.cfg.Store.(DeliveryBatchStore)
+	rec := &outcomes{size: 1, delay: recordDelay, record: func(group []outcome) { h.record(ctx, batches, group) }}
+	if batches != nil {
 		rec.size = h.cfg.Senders // other stores gain nothing from the wait
 	}
 	for range min(h.cfg.Senders, len(batch)) {
@@ -283,15 +284,15 @@ func (h *Handler) stillDue(ctx context.Context, claimed []Invite) []bool {
 }
 
 // record stores the outcomes of attempts on claimed invites: in one write
-// with a DeliveryBatchStore, otherwise (and if that write fails) each in a
-// goroutine of its own, so that a store that batches concurrent writes
-// can.
-func (h *Handler) record(ctx context.Context, group []outcome) {
+// with batches, the store as a DeliveryBatchStore (nil if it is not one),
+// otherwise (and if that write fails) each in a goroutine of its own, so
+// that a store that batches concurrent writes can.
+func (h *Handler) record(ctx context.Context, batches DeliveryBatchStore, group []outcome) {
 	ds := make([]Delivery, len(group))
 	for i, x := range group {
 		ds[i] = h.delivery(x.inv, x.err)
 	}
-	if b, ok := h.cfg.Store.(DeliveryBatchStore); ok {
+	if batches != nil {
 		updates := make([]DeliveryUpdate, len(group))
 		for i, x := range group {
 			updates[i] = DeliveryUpdate{InviteID: x.inv.ID, Delivery: ds[i]}
@@ -300,7 +301,7 @@ func (h *Handler) record(ctx context.Context, group []outcome) {
 		// as below, so that one the store cannot take does not have the
 		// whole group's messages sent again.
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.SendTimeout)
-		err := b.UpdateDeliveries(uctx, updates)
+		err := batches.UpdateDeliveries(uctx, updates)
 		cancel()
 		if err == nil {
 			for i, x := range group {

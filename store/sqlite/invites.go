@@ -200,11 +200,7 @@ const recipientSQL = `SELECT coalesce(
 // UpdateDelivery records the outcome of a delivery attempt; see
 // [referral.CodeStore].
 func (s *Store) UpdateDelivery(ctx context.Context, id string, d referral.Delivery) error {
-	err := s.write(ctx, func(c *wconn) error { return s.updateDelivery(ctx, c, id, d) })
-	if err != nil {
-		return fmt.Errorf("sqlite: update delivery: %w", err)
-	}
-	return nil
+	return s.UpdateDeliveries(ctx, []referral.DeliveryUpdate{{InviteID: id, Delivery: d}})
 }
 
 // UpdateDeliveries records several outcomes in one write; see
@@ -221,12 +217,12 @@ func (s *Store) UpdateDeliveries(ctx context.Context, updates []referral.Deliver
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("sqlite: update deliveries: %w", err)
+		return fmt.Errorf("sqlite: update delivery: %w", err)
 	}
 	return nil
 }
 
-// updateDelivery is UpdateDelivery's statement, and its event, on c.
+// updateDelivery records one outcome, and its event, on c.
 func (s *Store) updateDelivery(ctx context.Context, c *wconn, id string, d referral.Delivery) error {
 	// next_attempt_at changes only for a retry, sent_at for a send; an
 	// invite revoked during the attempt only gets its send recorded.

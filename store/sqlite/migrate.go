@@ -4,15 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"embed"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
 	"time"
-
-	sqlite3 "modernc.org/sqlite"
-	sqlite3lib "modernc.org/sqlite/lib"
 
 	"github.com/referralkit/referralkit/store/internal/migrations"
 )
@@ -344,11 +340,4 @@ func firstAppliedVersions(ctx context.Context, db *sql.DB) (map[int]bool, error)
 			return nil, err
 		}
 	}
-}
-
-// isBusy reports whether err is SQLite's SQLITE_BUSY, or one of its
-// extended codes.
-func isBusy(err error) bool {
-	var e *sqlite3.Error
-	return errors.As(err, &e) && e.Code()&0xff == sqlite3lib.SQLITE_BUSY
 }

@@ -244,6 +244,13 @@ func (s *Store) Close() error {
 // isNoRows reports whether err is sql.ErrNoRows.
 func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
 
+// isBusy reports whether err is SQLite's SQLITE_BUSY, or one of its
+// extended codes.
+func isBusy(err error) bool {
+	var e *sqlite3.Error
+	return errors.As(err, &e) && e.Code()&0xff == sqlite3lib.SQLITE_BUSY
+}
+
 // millis and fromMillis convert between times and the stored form, unix
 // milliseconds in UTC. The zero time round-trips.
 func millis(t time.Time) int64 { return t.UnixMilli() }
