@@ -7,9 +7,11 @@
 // a URL such as "smtp://user:pass@mail.example.com:587?tls=starttls" with
 // [ParseURL].
 //
-// Connections are kept open between messages and checked with RSET before
-// reuse, so a delivery worker that calls Send in a loop uses one
-// connection; an idle one is closed after Config.IdleTimeout.
+// Connections are kept open between messages, so a delivery worker that
+// calls Send in a loop uses one connection; an idle one is closed after
+// Config.IdleTimeout. When the server offers PIPELINING (RFC 2920) a
+// message takes two round trips: MAIL, RCPT and DATA together, then the
+// message.
 //
 // Errors: see [Mailer]. In short, errors.Is(err, mail.ErrPermanent) holds
 // for a 5xx reply to the message itself and for a message that cannot be

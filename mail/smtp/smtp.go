@@ -48,12 +48,11 @@ var _ interface {
 
 // conn is one open connection.
 type conn struct {
-	client *gomail.Client // its configuration; made per connection for the dialer
-	smtp   *gmsmtp.Client
-	raw    net.Conn // the TCP connection: closing it aborts any exchange
-	epoch  uint64
-	gen    uint64 // counts returns to the pool, so a stale idle timer is ignored
-	timer  *time.Timer
+	smtp  *gmsmtp.Client
+	raw   net.Conn // the TCP connection: closing it aborts any exchange
+	epoch uint64
+	gen   uint64 // counts returns to the pool, so a stale idle timer is ignored
+	timer *time.Timer
 }
 
 // New returns a Mailer for cfg, or an error naming what is wrong with cfg.
@@ -77,10 +76,6 @@ func New(cfg Config) (*Mailer, error) {
 			gomail.WithTimeout(cfg.CommandTimeout),
 			gomail.WithTLSConfig(cfg.TLSConfig),
 			gomail.WithHELO(cfg.HELO),
-			// Neither go-mail's NOOP before nor its RSET after every
-			// message: a round trip each (see get).
-			gomail.WithoutNoop(),
-			gomail.WithoutRset(),
 		},
 		sem: make(chan struct{}, cfg.MaxConns),
 	}
@@ -128,13 +123,13 @@ func (m *Mailer) Send(ctx context.Context, msg mail.Message) error {
 	stop := context.AfterFunc(ctx, w.abort)
 	c, reused, err := m.get(ctx, w)
 	if err == nil {
-		err = c.client.SendWithSMTPClient(c.smtp, g)
+		err = transact(c.smtp, g)
 		if reused && stale(err) && ctx.Err() == nil {
 			// The server closed the idle connection: nothing of the
 			// message was taken, so it goes over a new one.
 			_ = c.raw.Close()
 			if c, err = m.dial(ctx, w); err == nil {
-				err = c.client.SendWithSMTPClient(c.smtp, g)
+				err = transact(c.smtp, g)
 			}
 		}
 	}
@@ -158,15 +153,14 @@ func (m *Mailer) Send(ctx context.Context, msg mail.Message) error {
 	case aborted:
 		return fmt.Errorf("smtp: %w", ctx.Err())
 	}
-	var se *gomail.SendError
-	if errors.As(err, &se) && se.ErrorCode() >= 500 && se.ErrorCode() < 600 {
-		switch se.Reason {
-		case gomail.ErrSMTPRcptTo, gomail.ErrSMTPData, gomail.ErrSMTPDataClose:
-			return fmt.Errorf("smtp: %w (%w, %w)", err, mail.ErrRecipientRefused, mail.ErrPermanent)
-		}
-		return fmt.Errorf("smtp: %w (%w)", err, mail.ErrPermanent)
+	var te *txError
+	switch {
+	case !errors.As(err, &te) || !te.permanent():
+		return fmt.Errorf("smtp: %w", err)
+	case te.recipientRefused():
+		return fmt.Errorf("smtp: %w (%w, %w)", err, mail.ErrRecipientRefused, mail.ErrPermanent)
 	}
-	return fmt.Errorf("smtp: %w", err)
+	return fmt.Errorf("smtp: %w (%w)", err, mail.ErrPermanent)
 }
 
 // Close closes the idle connections, and those in use as their Sends end.
@@ -215,9 +209,8 @@ func (m *Mailer) get(ctx context.Context, w *watch) (c *conn, reused bool, err e
 // failed without an answer, or with 421 (closing the channel). Nothing of
 // the message was taken then.
 func stale(err error) bool {
-	var se *gomail.SendError
-	return errors.As(err, &se) && se.Reason == gomail.ErrSMTPMailFrom &&
-		(se.ErrorCode() == 0 || se.ErrorCode() == 421)
+	var te *txError
+	return errors.As(err, &te) && te.step == stepMail && (te.code == 0 || te.code == 421)
 }
 
 func (m *Mailer) dial(ctx context.Context, w *watch) (*conn, error) {
@@ -236,7 +229,12 @@ func (m *Mailer) dial(ctx context.Context, w *watch) (*conn, error) {
 		}
 		return nil, err
 	}
-	return &conn{client: client, smtp: sc, raw: w.current(), epoch: epoch}, nil
+	// The transaction's deadline, as get sets it on a reused connection.
+	if err := sc.UpdateDeadline(m.cfg.CommandTimeout); err != nil {
+		_ = w.current().Close()
+		return nil, err
+	}
+	return &conn{smtp: sc, raw: w.current(), epoch: epoch}, nil
 }
 
 // newClient returns a go-mail client whose dialer reports its connection
