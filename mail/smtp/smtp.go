@@ -206,11 +206,12 @@ func (m *Mailer) get(ctx context.Context, w *watch) (c *conn, reused bool, err e
 
 // stale reports whether err, from the first message on a reused
 // connection, says that the server had closed it: MAIL, the first command,
-// failed without an answer, or with 421 (closing the channel). Nothing of
-// the message was taken then.
+// failed without an answer, with 421 (closing the channel), or with a
+// reply that answers no MAIL, such as a 221 goodbye. Nothing of the
+// message was taken then.
 func stale(err error) bool {
 	var te *txError
-	return errors.As(err, &te) && te.step == stepMail && (te.code == 0 || te.code == 421)
+	return errors.As(err, &te) && te.step == stepMail && (te.code == 421 || te.code < 400 || te.code >= 600)
 }
 
 func (m *Mailer) dial(ctx context.Context, w *watch) (*conn, error) {

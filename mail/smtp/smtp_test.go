@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/mail"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -442,18 +443,29 @@ func TestReuseSendsNoReset(t *testing.T) {
 	assert.Zero(t, srv.Commands("NOOP"))
 }
 
-// A server closing an idle connection may say so (421) only when the
-// next command comes: the message then goes over a new connection, as
-// nothing of it was taken. On a new connection a 421 is an answer.
+// A server closing an idle connection may say so (421, or a goodbye
+// such as 221 that answers nothing) only when the next command comes: the
+// message then goes over a new connection, as nothing of it was taken. On
+// a new connection a 421 is an answer.
 func TestRedialAfter421OnReuse(t *testing.T) {
 	t.Parallel()
+	for _, code := range []int{421, 221} {
+		t.Run(strconv.Itoa(code), func(t *testing.T) {
+			t.Parallel()
+			srv := smtptest.New(t, smtptest.Options{})
+			m := newMailer(t, srv, nil)
+			require.NoError(t, m.Send(context.Background(), message("1", "Einladung")))
+			srv.SetFault(smtptest.Fault{At: smtptest.AtMail, Code: code, Times: 1})
+			require.NoError(t, m.Send(context.Background(), message("2", "Einladung")))
+			assert.Len(t, srv.Messages(), 2)
+			assert.Equal(t, 2, srv.Connections())
+		})
+	}
+
 	srv := smtptest.New(t, smtptest.Options{})
 	m := newMailer(t, srv, nil)
 	require.NoError(t, m.Send(context.Background(), message("1", "Einladung")))
-	srv.SetFault(smtptest.Fault{At: smtptest.AtMail, Code: 421, Times: 1})
 	require.NoError(t, m.Send(context.Background(), message("2", "Einladung")))
-	assert.Len(t, srv.Messages(), 2)
-	assert.Equal(t, 2, srv.Connections())
 
 	srv.DropConnections()
 	srv.SetFault(smtptest.Fault{At: smtptest.AtMail, Code: 421, Times: 1})
