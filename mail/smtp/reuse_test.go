@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,24 +25,43 @@ import (
 	"github.com/referralkit/referralkit/mail/smtp/smtptest"
 )
 
-// rawServer speaks just enough SMTP by hand for odd behaviour. onMail
-// decides the answer to the n-th MAIL (0-based) of connection conn
-// (0-based): a reply line, "" to close without answering, "hang" to
-// never answer. onAccept runs before the greeting; returning false closes
-// the connection without one.
+// rawServer speaks just enough SMTP by hand for odd behaviour, and shows
+// how the commands arrived. onMail decides the answer to the n-th MAIL
+// (0-based) of connection conn (0-based): a reply line, "" to close
+// without answering, "hang" to never answer. onAccept runs before the
+// greeting; returning false closes the connection without one.
 type rawServer struct {
-	ln       net.Listener
-	onMail   func(conn, n int, c net.Conn) string
-	onAccept func(conn int, c net.Conn) bool
-	afterMsg func(conn, n int, c net.Conn) // after a DATA was answered 250
-	hangQuit bool                          // never answer QUIT
+	ln         net.Listener
+	onMail     func(conn, n int, c net.Conn) string
+	onAccept   func(conn int, c net.Conn) bool
+	afterMsg   func(conn, n int, c net.Conn) // after a DATA was answered 250
+	hangQuit   bool                          // never answer QUIT
+	pipelining bool                          // offer PIPELINING
+	replies    map[string]string             // a reply to RCPT or DATA instead of 250 or 354
 
 	conns     atomic.Int32
 	delivered atomic.Int32
 	mu        sync.Mutex
 	open      []net.Conn
+	commands  []command // of every connection, in the order read
+	data      string    // the last message accepted
 	wg        sync.WaitGroup
 	t         *testing.T
+}
+
+// command is a command a rawServer read, and whether more of the
+// client's bytes had already arrived when it was read: true for every
+// command but the last of a pipelined group.
+type command struct {
+	verb  string
+	ahead bool
+}
+
+// seen returns the commands read so far.
+func (s *rawServer) seen() []command {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.commands)
 }
 
 // newRawServer listens; start serves, after the hooks are set (the race
@@ -104,9 +124,19 @@ func (s *rawServer) serve(conn int, c net.Conn) {
 			return
 		}
 		verb := strings.ToUpper(strings.Fields(line + " x")[0])
+		s.mu.Lock()
+		s.commands = append(s.commands, command{verb, r.Buffered() > 0})
+		s.mu.Unlock()
+		if reply, ok := s.replies[verb]; ok {
+			w(reply)
+			continue
+		}
 		switch verb {
 		case "EHLO", "HELO":
 			w("250-raw")
+			if s.pipelining {
+				w("250-PIPELINING")
+			}
 			w("250 8BITMIME")
 		case "MAIL":
 			reply := "250 ok"
@@ -126,6 +156,7 @@ func (s *rawServer) serve(conn int, c net.Conn) {
 			w("250 ok")
 		case "DATA":
 			w("354 go ahead")
+			var data strings.Builder
 			for {
 				l, err := r.ReadString('\n')
 				if err != nil {
@@ -134,7 +165,11 @@ func (s *rawServer) serve(conn int, c net.Conn) {
 				if l == ".\r\n" {
 					break
 				}
+				data.WriteString(l)
 			}
+			s.mu.Lock()
+			s.data = data.String()
+			s.mu.Unlock()
 			s.delivered.Add(1)
 			w("250 queued")
 			if s.afterMsg != nil {
