@@ -8,3 +8,7 @@ func (h *Handler) Message(inv Invite) (mail.Message, error) { return h.message(i
 // DueFresh is how long the worker trusts an answer that an invite is still
 // to be sent.
 const DueFresh = dueFresh
+
+// RecordRounds is how many rounds of Senders a DeliveryBatchStore records
+// in one write.
+const RecordRounds = recordRounds

@@ -276,8 +276,8 @@ type CodeStore interface {
 
 // DeliveryBatchStore is a CodeStore that records several outcomes in one
 // write. The queued worker uses it, when the store has it, to record the
-// outcomes of a round of sends at once: with a store that commits each
-// write, one commit for a round rather than one each. If the call fails,
+// outcomes of several rounds of sends at once: with a store that commits
+// each write, one commit for them rather than one each. If the call fails,
 // the worker records each outcome with UpdateDelivery instead.
 //
 // A wrapper that embeds a store of this module gets its UpdateDeliveries

@@ -333,23 +333,27 @@ func (b *batchCounter) UpdateDelivery(ctx context.Context, id string, d referral
 	return b.Store.UpdateDelivery(ctx, id, d)
 }
 
-// deliverThroughBatchCounter delivers 8 invites, 3 senders at once,
-// through a batchCounter (whose UpdateDeliveries fails with fail), checks
-// that all were recorded sent before DeliverDue returned, and returns the
-// fixture, the counter, and how many outcomes UpdateDeliveries was given.
+// batchCounterInvites is more than three groups of two senders' outcomes.
+const batchCounterInvites = 3*referral.RecordRounds*2 + 1
+
+// deliverThroughBatchCounter delivers batchCounterInvites invites, 2
+// senders at once, through a batchCounter (whose UpdateDeliveries fails
+// with fail), checks that all were recorded sent before DeliverDue
+// returned, and returns the fixture, the counter, and how many outcomes
+// UpdateDeliveries was given.
 func deliverThroughBatchCounter(t *testing.T, fail bool) (*fixture, *batchCounter, int) {
 	t.Helper()
 	var store *batchCounter
 	f := newFixture(t, func(c *referral.Config) {
 		store = &batchCounter{Store: c.Store.(*memory.Store), fail: fail}
-		c.Delivery, c.Store, c.Senders, c.WorkerBatch = referral.Queued, store, 3, 8
+		c.Delivery, c.Store, c.Senders, c.WorkerBatch = referral.Queued, store, 2, batchCounterInvites
 	})
-	for i := range 8 {
+	for i := range batchCounterInvites {
 		checkEnvelope(t, f.post(invite(fmt.Sprintf("p%d@example.com", i), "en")), 201)
 	}
 	n, err := f.h.DeliverDue(context.Background())
 	require.NoError(t, err)
-	require.Equal(t, 8, n)
+	require.Equal(t, batchCounterInvites, n)
 	for _, inv := range f.store.Invites() {
 		assert.Equal(t, referral.StatusSent, inv.Status, "recorded before DeliverDue returned")
 	}
@@ -357,28 +361,29 @@ func deliverThroughBatchCounter(t *testing.T, fail bool) (*fixture, *batchCounte
 	defer store.mu.Unlock()
 	total := 0
 	for _, g := range store.groups {
-		assert.LessOrEqual(t, g, 3, "a call records at most a round")
+		assert.LessOrEqual(t, g, referral.RecordRounds*2, "a call records at most RecordRounds rounds")
 		total += g
 	}
 	return f, store, total
 }
 
 // With a DeliveryBatchStore the worker records its outcomes through
-// UpdateDeliveries, at most a round of Senders in a call, each once.
-func TestWorkerRecordsARoundInOneCall(t *testing.T) {
+// UpdateDeliveries, at most recordRounds rounds of Senders in a call, each
+// once.
+func TestWorkerRecordsAGroupInOneCall(t *testing.T) {
 	t.Parallel()
 	_, store, total := deliverThroughBatchCounter(t, false)
-	assert.Equal(t, 8, total, "outcomes recorded, in %v", store.groups)
+	assert.Equal(t, batchCounterInvites, total, "outcomes recorded, in %v", store.groups)
 	assert.Zero(t, store.single, "UpdateDelivery calls")
 }
 
 // When UpdateDeliveries fails, each outcome of its group is recorded on its
 // own: none is left to be sent again.
-func TestWorkerRecordsEachWhenARoundFails(t *testing.T) {
+func TestWorkerRecordsEachWhenAGroupFails(t *testing.T) {
 	t.Parallel()
 	f, store, total := deliverThroughBatchCounter(t, true)
-	assert.Len(t, f.mailer.Messages(), 8, "each invite sent once")
-	assert.Equal(t, 8, total, "outcomes tried in rounds, in %v", store.groups)
-	assert.Equal(t, 8, store.single, "outcomes then recorded alone")
-	assert.Contains(t, f.logs.String(), "recording a round of deliveries failed")
+	assert.Len(t, f.mailer.Messages(), batchCounterInvites, "each invite sent once")
+	assert.Equal(t, batchCounterInvites, total, "outcomes tried in groups, in %v", store.groups)
+	assert.Equal(t, batchCounterInvites, store.single, "outcomes then recorded alone")
+	assert.Contains(t, f.logs.String(), "recording a group of deliveries failed")
 }
