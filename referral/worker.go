@@ -124,7 +124,7 @@ const recordDelay = 10 * time.Millisecond
 
 // recordRounds is how many rounds of Config.Senders a DeliveryBatchStore
 // records in one write (see outcomes). Against one round,
-// BenchmarkWorkerDelivery/SQLite took 0.85-1.00x the CPU per message in
+// BenchmarkWorkerDelivery/SQLite took 0.74-1.09x the CPU per message in
 // nine alternating pairs (median 0.88x): a write's savepoint, and between
 // loads its commit, shared by four times as many outcomes.
 const recordRounds = 4
