@@ -37,7 +37,7 @@ type rawServer struct {
 	afterMsg   func(conn, n int, c net.Conn) // after a DATA was answered 250
 	hangQuit   bool                          // never answer QUIT
 	pipelining bool                          // offer PIPELINING
-	replies    map[string]string             // a reply to RCPT or DATA instead of 250 or 354
+	replies    map[string]string             // by verb: a reply instead of the usual one (and of onMail's)
 
 	conns     atomic.Int32
 	delivered atomic.Int32

@@ -465,14 +465,12 @@ func TestRedialAfter421OnReuse(t *testing.T) {
 	srv := smtptest.New(t, smtptest.Options{})
 	m := newMailer(t, srv, nil)
 	require.NoError(t, m.Send(context.Background(), message("1", "Einladung")))
-	require.NoError(t, m.Send(context.Background(), message("2", "Einladung")))
-
 	srv.DropConnections()
 	srv.SetFault(smtptest.Fault{At: smtptest.AtMail, Code: 421, Times: 1})
-	err := m.Send(context.Background(), message("3", "Einladung"))
+	err := m.Send(context.Background(), message("2", "Einladung"))
 	require.Error(t, err, "the dropped connection was dialled again, and that one said 421")
 	assert.NotErrorIs(t, err, rkmail.ErrPermanent)
-	assert.Len(t, srv.Messages(), 2)
+	assert.Len(t, srv.Messages(), 1)
 }
 
 func TestNoReuse(t *testing.T) {
